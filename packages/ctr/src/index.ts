@@ -1,0 +1,2 @@
+// Public entry of @ctrd/ctr. Filled in by its issue; see README.md.
+export {};

@@ -1,0 +1,2 @@
+// Public entry of @ctrd/shim. Filled in by its issue; see README.md.
+export {};
