@@ -1,0 +1,3 @@
+// Subpath @ctrd/api-proto/shim: the shim API containerd.task.v2 (served over Connect by ctrd's shim).
+export * from './gen/github.com/containerd/containerd/runtime/v2/task/shim_pb.js';
+export { Task as TaskService } from './gen/github.com/containerd/containerd/runtime/v2/task/shim_pb.js';
