@@ -1,0 +1,83 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import { describeSource, type Resolved, socketPath } from './address.js';
+
+/** A mistake in how ctr was called: exits 2, like oclif's own parse errors. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface ErrorContext {
+  address?: Resolved;
+  timeoutMs?: number;
+  /** e.g. `ctr containers rm`, for the "see --help" hint. */
+  command?: string;
+}
+
+export interface DescribedError {
+  message: string;
+  exitCode: number;
+}
+
+const CONNECT_FAILURES: Record<string, string> = {
+  ENOENT: 'no socket at that path (is ctrd running?)',
+  ECONNREFUSED: 'connection refused: nothing is listening on that socket (is ctrd running?)',
+  EACCES: 'permission denied: run as root or as a member of the socket’s group',
+  ENOTSOCK: 'that path is not a socket',
+};
+
+/** The errno of a failed connect(2) somewhere in the cause chain: the socket could not be dialled. */
+function dialFailure(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
+    if (syscall === 'connect' && typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function lowerFirst(text: string): string {
+  return text.length > 0 ? text.charAt(0).toLowerCase() + text.slice(1) : text;
+}
+
+/** Turns anything a command threw into the one line ctr prints after `ctr: ` and its exit code. */
+export function describeError(err: unknown, context: ErrorContext = {}): DescribedError {
+  if (err instanceof UsageError) return { message: err.message, exitCode: 2 };
+  if (err instanceof ConnectError) {
+    // Only a failed connect(2) on our side: a daemon's message that mentions ENOENT is not a dialling problem.
+    const reason = dialFailure(err);
+    if (reason && context.address) {
+      const where = socketPath(context.address.value);
+      const why = CONNECT_FAILURES[reason] ?? reason;
+      return {
+        message:
+          `cannot connect to ctrd at ${where} (${describeSource(context.address.source)}): ` +
+          `${why}; point ctr at another socket with -a/--address or CTRD_ADDRESS`,
+        exitCode: 1,
+      };
+    }
+    if (err.code === Code.DeadlineExceeded && context.timeoutMs !== undefined) {
+      return { message: `${err.rawMessage}: no answer within --timeout ${context.timeoutMs}ms`, exitCode: 1 };
+    }
+    if (err.code === Code.Unimplemented) {
+      return {
+        message: `${err.rawMessage}: the daemon does not offer this (is it an older ctrd or containerd?)`,
+        exitCode: 1,
+      };
+    }
+    return { message: err.rawMessage, exitCode: 1 };
+  }
+  const oclif = (err as { oclif?: { exit?: number } } | undefined)?.oclif;
+  if (err instanceof Error && oclif?.exit !== undefined) {
+    // oclif's parse errors: "Missing 1 required arg: ...\nSee more help with --help".
+    const hint = context.command ? `see '${context.command} --help'` : 'see --help';
+    const message = lowerFirst(
+      err.message
+        .replace(/^Parsing (--\S+)\s*\n\t/, '$1: ')
+        .replace(/\n?See more help with --help/g, '')
+        .replace(/\s+$/, ''),
+    );
+    return { message: `${message}\n${hint}`, exitCode: oclif.exit };
+  }
+  if (err instanceof Error) return { message: err.message, exitCode: 1 };
+  return { message: String(err), exitCode: 1 };
+}
