@@ -1,0 +1,185 @@
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import { createServer as createHttp2Server } from 'node:http2';
+import type { DescService } from '@bufbuild/protobuf';
+import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './client.js';
+import { serverErrorInterceptor } from './error-interceptors.js';
+import { Canceled, FailedPrecondition, Unavailable } from './errors.js';
+import type { Logger } from './logger.js';
+import { silentLogger } from './logger.js';
+
+// One HTTP/2 cleartext server on a unix socket answers both gRPC (stock ctr, nerdctl, Go
+// clients, ctrd's own clients) and the Connect protocol with JSON (curl --http2-prior-knowledge).
+
+export interface ServiceRegistration<T extends DescService = DescService> {
+  service: T;
+  impl: Partial<ServiceImpl<T>>;
+}
+
+/** Type-checks one implementation against its descriptor, for the `services` list. */
+export function service<T extends DescService>(desc: T, impl: Partial<ServiceImpl<T>>): ServiceRegistration {
+  return { service: desc, impl } as unknown as ServiceRegistration;
+}
+
+export interface ServerOptions {
+  /** Where to listen: `/run/ctrd/ctrd.sock` or `unix:///run/ctrd/ctrd.sock`. */
+  socketPath: string;
+  /** Route registrations, connect-es style. */
+  routes?: ((router: ConnectRouter) => void) | undefined;
+  /** Or a list of services (see `service()`); both may be given. */
+  services?: ServiceRegistration[] | undefined;
+  /** Socket file mode, e.g. 0o660. Default: whatever the umask leaves. */
+  mode?: number | undefined;
+  /** Extra server interceptors, run inside the error mapping. */
+  interceptors?: Interceptor[] | undefined;
+  /** Largest request message; beyond it the call fails with ResourceExhausted. Default 16 MiB. */
+  readMaxBytes?: number | undefined;
+  logger?: Logger | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface CloseOptions {
+  /** How long in-flight calls may take before they are cancelled. Default 10 s. */
+  graceMs?: number | undefined;
+}
+
+export interface Server {
+  /** `unix://<path>`, ready for createClient. */
+  readonly address: string;
+  readonly socketPath: string;
+  /** Stops accepting connections and calls, waits for in-flight calls (up to graceMs), then resolves. */
+  close(opts?: CloseOptions): Promise<void>;
+}
+
+/**
+ * Serves `services`/`routes` on a unix socket. Unknown methods get gRPC Unimplemented (HTTP 200,
+ * grpc-status 12 in trailers) for gRPC requests, because stock ctr branches on that code (e.g.
+ * ListStream falls back to List) and an HTTP 404 would break it.
+ */
+export async function createServer(opts: ServerOptions): Promise<Server> {
+  const log = opts.logger ?? silentLogger;
+  const path = parseSocketPath(opts.socketPath);
+  opts.signal?.throwIfAborted();
+  const shutdown = new AbortController();
+  const handler = connectNodeAdapter({
+    grpc: true,
+    connect: true,
+    grpcWeb: false,
+    readMaxBytes: opts.readMaxBytes ?? MAX_MESSAGE_BYTES,
+    writeMaxBytes: MAX_MESSAGE_BYTES,
+    shutdownSignal: shutdown.signal,
+    interceptors: [serverErrorInterceptor, ...(opts.interceptors ?? [])],
+    routes: (router) => {
+      for (const s of opts.services ?? []) router.service(s.service, s.impl);
+      opts.routes?.(router);
+    },
+    fallback: (req, res) => unimplemented(req as Http2ServerRequest, res as Http2ServerResponse),
+  });
+
+  const sessions = new Set<Http2Session>();
+  const server = createHttp2Server({}, handler);
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+    // A peer that vanishes mid-call must not take the server down.
+    session.on('error', (err) => log.debug({ err }, 'http2 session error'));
+  });
+  server.on('sessionError', (err) => log.debug({ err }, 'http2 session error'));
+
+  await removeStaleSocket(path);
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      server.close();
+      reject(new Canceled(`server on ${path}: listen cancelled`));
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    server.once('error', (err) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      reject(new Unavailable(`server on ${path}: cannot listen: ${err.message}`, { cause: err }));
+    });
+    server.listen(path, () => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err }, 'http2 server error'));
+  if (opts.mode !== undefined) await chmod(path, opts.mode);
+  log.debug({ socket: path }, 'serving');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: `unix://${path}`,
+    socketPath: path,
+    close(closeOpts) {
+      closing ??= closeServer(closeOpts?.graceMs ?? 10_000);
+      return closing;
+    },
+  };
+
+  async function closeServer(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // GOAWAY: clients open no new streams; sessions end when their streams are done.
+    for (const s of sessions) s.close();
+    const timer = setTimeout(() => {
+      // Grace is over: cancel handlers (long Subscribe streams notice through ctx.signal), then
+      // drop whatever is still connected.
+      shutdown.abort(new Canceled('server is shutting down'));
+      setTimeout(() => {
+        for (const s of sessions) s.destroy();
+      }, 100).unref();
+    }, graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    shutdown.abort(new Canceled('server is shutting down'));
+    await unlink(path).catch(() => {});
+  }
+}
+
+function unimplemented(req: Http2ServerRequest, res: Http2ServerResponse): void {
+  const contentType = String(req.headers['content-type'] ?? '');
+  const what = `method ${req.url}`;
+  if (contentType.startsWith('application/grpc')) {
+    // Drain the request so the stream can end cleanly, then answer trailers-style.
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/grpc' });
+    res.addTrailers({ 'grpc-status': '12', 'grpc-message': encodeURIComponent(`${what}: not implemented`) });
+    res.end();
+    return;
+  }
+  req.resume();
+  res.writeHead(404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ code: 'unimplemented', message: `${what}: not implemented` }));
+}
+
+// A socket file left by a crashed server would make listen fail with EADDRINUSE. Remove it only
+// when nothing answers on it, so a second server never steals a live one's address.
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new FailedPrecondition(
+      `socket ${path}: a file that is not a socket is in the way: remove it or pick another path`,
+    );
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const sock = netConnect(path);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+  if (alive)
+    throw new FailedPrecondition(
+      `socket ${path}: another server is listening on it: stop it or pick another path`,
+    );
+  await unlink(path);
+}

@@ -1,0 +1,122 @@
+import type { DescMessage, Message, MessageShape, Registry } from '@bufbuild/protobuf';
+import { create, createRegistry, fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { Any } from '@bufbuild/protobuf/wkt';
+import { AnySchema } from '@bufbuild/protobuf/wkt';
+import { InvalidArgument } from './errors.js';
+import * as cgroupsV1 from './gen/github.com/containerd/cgroups/stats/v1/metrics_pb.js';
+import * as cgroupsV2 from './gen/github.com/containerd/cgroups/v2/stats/metrics_pb.js';
+import * as containerEvents from './gen/github.com/containerd/containerd/api/events/container_pb.js';
+import * as contentEvents from './gen/github.com/containerd/containerd/api/events/content_pb.js';
+import * as imageEvents from './gen/github.com/containerd/containerd/api/events/image_pb.js';
+import * as namespaceEvents from './gen/github.com/containerd/containerd/api/events/namespace_pb.js';
+import * as snapshotEvents from './gen/github.com/containerd/containerd/api/events/snapshot_pb.js';
+import * as taskEvents from './gen/github.com/containerd/containerd/api/events/task_pb.js';
+import * as runcOptions from './gen/github.com/containerd/containerd/runtime/v2/runc/options/oci_pb.js';
+
+// containerd 1.6 resolves an Any by its exact type URL, and its URLs are bare proto names
+// (`containerd.events.TaskExit`); the `type.googleapis.com/` prefix protobuf-es's anyPack adds
+// would not resolve in a stock ctr. So we pack by hand and accept both forms when unpacking.
+// OCI runtime-spec values are not protos at all: containerd carries them as JSON.
+
+const OCI_PREFIX = 'types.containerd.io/opencontainers/runtime-spec/1/';
+export const OCI_SPEC_URL = `${OCI_PREFIX}Spec`;
+export const OCI_PROCESS_URL = `${OCI_PREFIX}Process`;
+export const OCI_LINUX_RESOURCES_URL = `${OCI_PREFIX}LinuxResources`;
+export const OCI_WINDOWS_RESOURCES_URL = `${OCI_PREFIX}WindowsResources`;
+export type OciTypeUrl =
+  | typeof OCI_SPEC_URL
+  | typeof OCI_PROCESS_URL
+  | typeof OCI_LINUX_RESOURCES_URL
+  | typeof OCI_WINDOWS_RESOURCES_URL;
+
+function schemasOf(mod: Record<string, unknown>): DescMessage[] {
+  return Object.values(mod).filter(
+    (v): v is DescMessage =>
+      typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'message',
+  );
+}
+
+/** Every message containerd puts in an Any that ctr decodes: events, runc options, cgroups metrics. */
+export const typeRegistry: Registry = createRegistry(
+  ...[
+    taskEvents,
+    containerEvents,
+    namespaceEvents,
+    contentEvents,
+    snapshotEvents,
+    imageEvents,
+    runcOptions,
+    cgroupsV1,
+    cgroupsV2,
+  ].flatMap((m) => schemasOf(m as Record<string, unknown>)),
+);
+
+/** The proto type name in a type URL: `a.b.C` for both `a.b.C` and `type.googleapis.com/a.b.C`. */
+export function typeNameFromUrl(url: string): string {
+  return url.slice(url.lastIndexOf('/') + 1);
+}
+
+/** Packs a message into an Any with containerd's bare type URL. */
+export function packAny<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Any {
+  return create(AnySchema, { typeUrl: schema.typeName, value: toBinary(schema, message) });
+}
+
+/** Packs a JSON value (an OCI Spec, Process or LinuxResources) the way containerd does. */
+export function packJson(typeUrl: OciTypeUrl | string, value: unknown): Any {
+  return create(AnySchema, { typeUrl, value: new TextEncoder().encode(JSON.stringify(value)) });
+}
+
+/** True when the Any holds JSON (an OCI runtime-spec type), not a proto message. */
+export function isJsonAny(any: Any | undefined): boolean {
+  return !!any && any.typeUrl.startsWith(OCI_PREFIX);
+}
+
+/** True when the Any holds `schema`, whichever URL form it uses. */
+export function anyIs(any: Any | undefined, schema: DescMessage): boolean {
+  return !!any && typeNameFromUrl(any.typeUrl) === schema.typeName && !isJsonAny(any);
+}
+
+/**
+ * Decodes a proto Any by looking its type up in `registry` (default: typeRegistry). Returns
+ * undefined for an unknown type or an empty Any; throws InvalidArgument for undecodable bytes.
+ */
+export function unpackAny(any: Any | undefined, registry: Registry = typeRegistry): Message | undefined {
+  if (!any || any.typeUrl === '' || isJsonAny(any)) return undefined;
+  const schema = registry.getMessage(typeNameFromUrl(any.typeUrl));
+  if (!schema) return undefined;
+  return decode(schema, any);
+}
+
+/** Decodes an Any that must hold `schema`; throws InvalidArgument otherwise. */
+export function unpackAnyAs<Desc extends DescMessage>(
+  any: Any | undefined,
+  schema: Desc,
+): MessageShape<Desc> {
+  if (!any) throw new InvalidArgument(`any: expected ${schema.typeName}, got nothing`);
+  if (!anyIs(any, schema))
+    throw new InvalidArgument(`any: expected ${schema.typeName}, got ${JSON.stringify(any.typeUrl)}`);
+  return decode(schema, any);
+}
+
+/** Parses the JSON in an OCI Any (Spec, Process, LinuxResources); throws InvalidArgument otherwise. */
+export function unpackJson<T = unknown>(any: Any | undefined, expectedUrl?: OciTypeUrl | string): T {
+  if (!any) throw new InvalidArgument(`any: expected ${expectedUrl ?? 'an OCI JSON value'}, got nothing`);
+  if (expectedUrl !== undefined && any.typeUrl !== expectedUrl) {
+    throw new InvalidArgument(`any: expected ${expectedUrl}, got ${JSON.stringify(any.typeUrl)}`);
+  }
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(any.value)) as T;
+  } catch (e) {
+    throw new InvalidArgument(`any ${JSON.stringify(any.typeUrl)}: value is not valid JSON`, { cause: e });
+  }
+}
+
+function decode<Desc extends DescMessage>(schema: Desc, any: Any): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, any.value);
+  } catch (e) {
+    throw new InvalidArgument(`any ${JSON.stringify(any.typeUrl)}: cannot decode ${schema.typeName}`, {
+      cause: e,
+    });
+  }
+}
