@@ -1,0 +1,261 @@
+import type { ChildProcess } from 'node:child_process';
+import * as dc from 'node:diagnostics_channel';
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Logger } from './logger.js';
+
+// The shim is the subreaper of its containers: every container init and exec process is reparented to
+// it when runc exits, and so is every orphan of a container that shares the host pid namespace. It
+// must collect each exit status exactly and leave no zombie.
+//
+// libuv reaps the children Node spawned (the runc invocations) by pid. waitpid(-1) would steal their
+// status and hang those calls, so the reaper only ever waits for specific pids:
+//  - the pids it was asked to watch (container inits and execs, from runc's --pid-file);
+//  - zombies whose parent is this process and which Node did not spawn (learned from the
+//    `child_process` diagnostics channel), found by a throttled /proc sweep.
+// A zombie reaped by the sweep may be a watched pid that is not registered yet (runc create returned,
+// the pid file is still being read): its status is kept for a while and handed over on watch().
+
+export interface ExitInfo {
+  pid: number;
+  /** Exit code, or 128+signal when a signal ended the process. */
+  exitStatus: number;
+  exitedAt: Date;
+}
+
+/** waitpid(pid, WNOHANG) as the reaper needs it. */
+export type WaitPid = (pid: number) => { exitStatus: number } | 'running' | 'not-child';
+
+export interface ReaperOptions {
+  waitPid: WaitPid;
+  logger?: Logger | undefined;
+  /** Safety sweep period in ms (default 5000); SIGCHLD does the prompt work. */
+  intervalMs?: number;
+  /** Minimum gap between two /proc sweeps in ms (default 500). */
+  sweepThrottleMs?: number;
+  procRoot?: string;
+  /** Our pid (tests may pass another). */
+  selfPid?: number;
+}
+
+const UNCLAIMED_MAX = 4096;
+const UNCLAIMED_TTL_MS = 60_000;
+
+interface Watch {
+  resolve: (info: ExitInfo) => void;
+  promise: Promise<ExitInfo>;
+}
+
+export class Reaper {
+  private readonly watched = new Map<number, Watch>();
+  private readonly unclaimed = new Map<number, ExitInfo>();
+  private readonly spawned = new Set<ChildProcess>();
+  private readonly opts: Required<Omit<ReaperOptions, 'logger'>> & { logger?: Logger | undefined };
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private lastSweep = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly onSigchld = () => this.schedule();
+  private readonly onSpawn = (msg: unknown) => {
+    const child = (msg as { process?: ChildProcess }).process;
+    if (!child) return;
+    this.spawned.add(child);
+    child.once('exit', () => this.spawned.delete(child));
+    child.once('error', () => {
+      if (child.pid === undefined) this.spawned.delete(child);
+    });
+  };
+  /** Zombies reaped that nobody watched (orphans of containers). */
+  orphansReaped = 0;
+
+  constructor(opts: ReaperOptions) {
+    this.opts = {
+      intervalMs: 5000,
+      sweepThrottleMs: 500,
+      procRoot: '/proc',
+      selfPid: process.pid,
+      ...opts,
+    };
+  }
+
+  start(): void {
+    if (this.timer) return;
+    dc.subscribe('child_process', this.onSpawn);
+    process.on('SIGCHLD', this.onSigchld);
+    this.timer = setInterval(() => this.check(true), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    process.off('SIGCHLD', this.onSigchld);
+    dc.unsubscribe('child_process', this.onSpawn);
+  }
+
+  /** Resolves when `pid` (a child of this process, or soon to be one) exits. */
+  watch(pid: number): Promise<ExitInfo> {
+    const existing = this.watched.get(pid);
+    if (existing) return existing.promise;
+    const early = this.claim(pid);
+    if (early) return Promise.resolve(early);
+    let resolve!: (info: ExitInfo) => void;
+    const promise = new Promise<ExitInfo>((r) => {
+      resolve = r;
+    });
+    this.watched.set(pid, { resolve, promise });
+    this.schedule();
+    return promise;
+  }
+
+  /** Stops watching `pid` without reaping it. */
+  forget(pid: number): void {
+    this.watched.delete(pid);
+  }
+
+  get watchedCount(): number {
+    return this.watched.size;
+  }
+
+  /** Checks every watched pid now and, unless throttled, sweeps /proc for zombies. */
+  check(forceSweep = false): void {
+    for (const [pid, w] of this.watched) {
+      let r: ReturnType<WaitPid>;
+      try {
+        r = this.opts.waitPid(pid);
+      } catch (e) {
+        this.opts.logger?.error({ err: e, pid }, 'waitpid failed');
+        continue;
+      }
+      if (r === 'running') continue;
+      if (r === 'not-child') {
+        // Someone else reaped it (or it was never ours). It is gone unless /proc still shows it.
+        if (this.alive(pid)) continue;
+        const early = this.claim(pid);
+        this.watched.delete(pid);
+        w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
+        continue;
+      }
+      this.watched.delete(pid);
+      w.resolve({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
+    }
+    const now = Date.now();
+    if (forceSweep || now - this.lastSweep >= this.opts.sweepThrottleMs) {
+      this.lastSweep = now;
+      this.sweep();
+    } else if (!this.sweepTimer) {
+      this.sweepTimer = setTimeout(
+        () => {
+          this.sweepTimer = undefined;
+          this.check(true);
+        },
+        this.opts.sweepThrottleMs - (now - this.lastSweep),
+      );
+      this.sweepTimer.unref();
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.check();
+    });
+  }
+
+  private claim(pid: number): ExitInfo | undefined {
+    const info = this.unclaimed.get(pid);
+    if (!info) return undefined;
+    this.unclaimed.delete(pid);
+    // A live process with that pid means the kept status belongs to an older one.
+    if (Date.now() - info.exitedAt.getTime() > UNCLAIMED_TTL_MS || this.alive(pid)) return undefined;
+    return info;
+  }
+
+  private alive(pid: number): boolean {
+    try {
+      const stat = readFileSync(`${this.opts.procRoot}/${pid}/stat`, 'latin1');
+      return parseStat(stat)?.state !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+
+  private nodeChildren(): Set<number> {
+    const pids = new Set<number>();
+    for (const c of this.spawned)
+      if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) pids.add(c.pid);
+    return pids;
+  }
+
+  private sweep(): void {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.opts.procRoot);
+    } catch {
+      return;
+    }
+    let nodeKids: Set<number> | undefined;
+    for (const name of entries) {
+      const c = name.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`${this.opts.procRoot}/${name}/stat`, 'latin1');
+      } catch {
+        continue;
+      }
+      const s = parseStat(stat);
+      if (s?.state !== 'Z' || s.ppid !== this.opts.selfPid) continue;
+      const pid = Number(name);
+      nodeKids ??= this.nodeChildren();
+      if (nodeKids.has(pid)) continue;
+      let r: ReturnType<WaitPid>;
+      try {
+        r = this.opts.waitPid(pid);
+      } catch {
+        continue;
+      }
+      if (r === 'running' || r === 'not-child') continue;
+      const info: ExitInfo = { pid, exitStatus: r.exitStatus, exitedAt: new Date() };
+      const w = this.watched.get(pid);
+      if (w) {
+        this.watched.delete(pid);
+        w.resolve(info);
+        continue;
+      }
+      this.orphansReaped++;
+      this.keepUnclaimed(info);
+    }
+  }
+
+  private keepUnclaimed(info: ExitInfo): void {
+    this.unclaimed.delete(info.pid);
+    this.unclaimed.set(info.pid, info);
+    while (this.unclaimed.size > UNCLAIMED_MAX) {
+      const oldest = this.unclaimed.keys().next().value as number;
+      this.unclaimed.delete(oldest);
+    }
+  }
+}
+
+/** The state letter and parent pid from a /proc/<pid>/stat line. */
+export function parseStat(stat: string): { state: string; ppid: number } | undefined {
+  // comm is in parentheses and may itself contain ") ", so parse after the last one.
+  const end = stat.lastIndexOf(')');
+  if (end === -1) return undefined;
+  const fields = stat.slice(end + 2).split(' ');
+  const state = fields[0];
+  const ppid = Number(fields[1]);
+  if (!state || !Number.isInteger(ppid)) return undefined;
+  return { state, ppid };
+}
+
+/** Exit status as containerd reports it: the code, or 128+n for signal n. */
+export function exitStatusOf(code: number | null, signal: number | null): number {
+  if (signal !== null && signal > 0) return 128 + signal;
+  return code ?? 255;
+}
