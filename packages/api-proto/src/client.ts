@@ -3,7 +3,7 @@ import type { DescService } from '@bufbuild/protobuf';
 import type { Client, Interceptor, Transport } from '@connectrpc/connect';
 import { createClient as createConnectClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { clientErrorInterceptor } from './error-interceptors.js';
+import { withErrorClasses } from './error-interceptors.js';
 import { InvalidArgument } from './errors.js';
 import { namespaceInterceptor } from './namespace-headers.js';
 
@@ -57,7 +57,7 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
   const sessionManager = new Http2SessionManager(baseUrl, undefined, {
     createConnection: () => netConnect(path),
   });
-  const interceptors: Interceptor[] = [clientErrorInterceptor];
+  const interceptors: Interceptor[] = [];
   if (opts.namespace !== undefined || opts.lease !== undefined) {
     interceptors.push(namespaceInterceptor({ namespace: opts.namespace, lease: opts.lease }));
   }
@@ -70,11 +70,11 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
     ...(opts.timeoutMs !== undefined ? { defaultTimeoutMs: opts.timeoutMs } : {}),
     interceptors,
   });
-  return {
+  return withErrorClasses({
     unary: transport.unary.bind(transport),
     stream: transport.stream.bind(transport),
     close: () => sessionManager.abort(),
-  };
+  });
 }
 
 /**
@@ -83,6 +83,6 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
  * Errors arrive as ctrd's classes (NotFound, AlreadyExists, ...).
  */
 export function createClient<T extends DescService>(service: T, opts: ClientOptions): Client<T> {
-  const transport = opts.transport ?? createUnixTransport(opts);
+  const transport = opts.transport ? withErrorClasses(opts.transport) : createUnixTransport(opts);
   return createConnectClient(service, transport);
 }

@@ -1,9 +1,9 @@
-import type { Interceptor, StreamResponse, UnaryResponse } from '@connectrpc/connect';
+import type { Interceptor, StreamResponse, Transport, UnaryResponse } from '@connectrpc/connect';
 import { ConnectError } from '@connectrpc/connect';
-import { fromConnectError, toConnectError } from './errors.js';
+import { errorKind, fromConnectError, toConnectError } from './errors.js';
 
-// Streaming responses fail lazily, while the caller iterates, so both interceptors also wrap
-// the message iterable, not only the call.
+// Streaming responses fail lazily, while the caller iterates, so the mapping also wraps the
+// message iterable, not only the call.
 
 async function* mapStreamErrors<T>(source: AsyncIterable<T>, map: (e: unknown) => unknown): AsyncIterable<T> {
   try {
@@ -26,10 +26,44 @@ function mapErrors(map: (e: unknown) => unknown): Interceptor {
   };
 }
 
-const toClass = (e: unknown): unknown => (e instanceof ConnectError ? fromConnectError(e) : e);
+// connect re-wraps whatever a transport interceptor throws into a ConnectError (keeping the
+// original as `cause`), so a class converted inside an interceptor is found again there.
+function toClass(e: unknown): unknown {
+  if (errorKind(e)) return e;
+  if (e instanceof ConnectError) return errorKind(e.cause) ? e.cause : fromConnectError(e);
+  return e;
+}
 
-/** Client interceptor: ConnectError → ctrd error class (NotFound, AlreadyExists, ...). */
+/**
+ * Client interceptor: ConnectError → ctrd error class. connect hands interceptor errors back as
+ * a ConnectError whose `cause` is the class (the predicates such as isNotFound see through it);
+ * to get the class itself thrown from every call, wrap the transport with withErrorClasses, as
+ * createClient and createInMemoryClient do.
+ */
 export const clientErrorInterceptor: Interceptor = mapErrors(toClass);
 
 /** Server interceptor: thrown ctrd error classes (and anything else) → ConnectError with the right code. */
 export const serverErrorInterceptor: Interceptor = mapErrors(toConnectError);
+
+/** A transport whose calls throw ctrd error classes (NotFound, ...) instead of ConnectError. */
+export function withErrorClasses<T extends Transport>(transport: T): T {
+  return {
+    ...transport,
+    async unary(...args: Parameters<Transport['unary']>) {
+      try {
+        return await transport.unary(...args);
+      } catch (e) {
+        throw toClass(e);
+      }
+    },
+    async stream(...args: Parameters<Transport['stream']>) {
+      let res: StreamResponse;
+      try {
+        res = await transport.stream(...args);
+      } catch (e) {
+        throw toClass(e);
+      }
+      return { ...res, message: mapStreamErrors(res.message, toClass) };
+    },
+  } as T;
+}

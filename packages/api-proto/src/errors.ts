@@ -161,7 +161,10 @@ export function newError(kind: ErrorKind, message: string, options?: Options): C
 // recognised by its code, so callers need not care whether the client interceptor ran.
 function is(kind: ErrorKind, e: unknown): boolean {
   if (errorKind(e) === kind) return true;
-  if (e instanceof ConnectError) return kindFromCode(e.code) === kind;
+  if (e instanceof ConnectError) {
+    const inner = errorKind(e.cause);
+    return (inner ?? kindFromCode(e.code)) === kind;
+  }
   return false;
 }
 export const isNotFound = (e: unknown): boolean => is('NotFound', e);
@@ -249,6 +252,7 @@ export function fromConnectError(e: ConnectError): CtrdError {
 /** Turns any thrown value into a ctrd error class (ConnectErrors by code; others Unknown). */
 export function toCtrdError(e: unknown): CtrdError {
   if (errorKind(e)) return e as CtrdError;
+  if (e instanceof ConnectError && errorKind(e.cause)) return e.cause as CtrdError;
   if (e instanceof ConnectError) return fromConnectError(e);
   const kind = classify(e);
   return newError(kind, e instanceof Error ? e.message : String(e), { cause: e });

@@ -1,7 +1,7 @@
 import type { DescService } from '@bufbuild/protobuf';
 import type { Client, ConnectRouter, Interceptor, Transport } from '@connectrpc/connect';
 import { createClient, createRouterTransport } from '@connectrpc/connect';
-import { clientErrorInterceptor, serverErrorInterceptor } from './error-interceptors.js';
+import { serverErrorInterceptor, withErrorClasses } from './error-interceptors.js';
 import { namespaceInterceptor } from './namespace-headers.js';
 import type { ServiceRegistration } from './server.js';
 
@@ -18,20 +18,22 @@ export interface InMemoryOptions {
 }
 
 export function createInMemoryTransport(opts: InMemoryOptions): Transport {
-  const clientInterceptors: Interceptor[] = [clientErrorInterceptor];
+  const clientInterceptors: Interceptor[] = [];
   if (opts.namespace !== undefined || opts.lease !== undefined) {
     clientInterceptors.push(namespaceInterceptor({ namespace: opts.namespace, lease: opts.lease }));
   }
   clientInterceptors.push(...(opts.clientInterceptors ?? []));
-  return createRouterTransport(
-    (router) => {
-      for (const s of opts.services ?? []) router.service(s.service, s.impl);
-      opts.routes?.(router);
-    },
-    {
-      router: { interceptors: [serverErrorInterceptor, ...(opts.serverInterceptors ?? [])] },
-      transport: { interceptors: clientInterceptors },
-    },
+  return withErrorClasses(
+    createRouterTransport(
+      (router) => {
+        for (const s of opts.services ?? []) router.service(s.service, s.impl);
+        opts.routes?.(router);
+      },
+      {
+        router: { interceptors: [serverErrorInterceptor, ...(opts.serverInterceptors ?? [])] },
+        transport: { interceptors: clientInterceptors },
+      },
+    ),
   );
 }
 

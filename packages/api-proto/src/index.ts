@@ -3,7 +3,7 @@
 
 export type { ClientOptions, UnixTransport, UnixTransportOptions } from './client.js';
 export { createClient, createUnixTransport, MAX_MESSAGE_BYTES, socketPath } from './client.js';
-export { clientErrorInterceptor, serverErrorInterceptor } from './error-interceptors.js';
+export { clientErrorInterceptor, serverErrorInterceptor, withErrorClasses } from './error-interceptors.js';
 export type { ErrorKind } from './errors.js';
 export {
   AlreadyExists,

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { NamespacesService } from '../src/namespaces.js';
+import { FailedPrecondition, InvalidArgument } from '../src/errors.js';
+import { createInMemoryClient } from '../src/in-memory.js';
+import {
+  DEFAULT_NAMESPACE,
+  LEASE_HEADER,
+  leaseFromContext,
+  NAMESPACE_HEADER,
+  namespaceFromContext,
+  namespaceFromHeaders,
+  withNamespace,
+} from '../src/namespace-headers.js';
+import { service } from '../src/server.js';
+
+describe('namespace headers', () => {
+  it('reads the first value and validates it', () => {
+    expect(NAMESPACE_HEADER).toBe('containerd-namespace');
+    expect(LEASE_HEADER).toBe('containerd-lease');
+    expect(DEFAULT_NAMESPACE).toBe('default');
+    expect(namespaceFromHeaders(new Headers({ 'containerd-namespace': 'k8s.io' }))).toBe('k8s.io');
+    const h = new Headers();
+    h.append('containerd-namespace', 'a');
+    h.append('containerd-namespace', 'b');
+    expect(namespaceFromHeaders(h)).toBe('a');
+    expect(() => namespaceFromHeaders(new Headers())).toThrow(FailedPrecondition);
+    expect(() => namespaceFromHeaders(new Headers())).toThrow(/^namespace is required/);
+    expect(() => namespaceFromHeaders(new Headers({ 'containerd-namespace': '' }))).toThrow(
+      FailedPrecondition,
+    );
+    expect(() => namespaceFromHeaders(new Headers({ 'containerd-namespace': '../x' }))).toThrow(
+      InvalidArgument,
+    );
+  });
+
+  it('travel from client interceptor and per-call options to the handler', async () => {
+    const seen: { ns: string; lease: string | undefined }[] = [];
+    const services = [
+      service(NamespacesService, {
+        get: (req, ctx) => {
+          seen.push({ ns: namespaceFromContext(ctx), lease: leaseFromContext(ctx) });
+          return { namespace: { name: req.name } };
+        },
+      }),
+    ];
+    const client = createInMemoryClient(NamespacesService, { namespace: 'one', lease: 'l1', services });
+    await client.get({ name: 'x' });
+    await client.get({ name: 'x' }, withNamespace('two', { lease: 'l2' }));
+    expect(seen).toEqual([
+      { ns: 'one', lease: 'l1' },
+      { ns: 'two', lease: 'l2' },
+    ]);
+    const bare = createInMemoryClient(NamespacesService, { services });
+    await expect(bare.get({ name: 'x' })).rejects.toThrow(FailedPrecondition);
+  });
+});
