@@ -56,6 +56,8 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
   const baseUrl = 'http://localhost';
   const sessionManager = new Http2SessionManager(baseUrl, undefined, {
     createConnection: () => netConnect(path),
+    // nghttp2's default 10 MB session budget would reset a stream carrying a 16 MiB message.
+    maxSessionMemory: 64,
   });
   const interceptors: Interceptor[] = [];
   if (opts.namespace !== undefined || opts.lease !== undefined) {

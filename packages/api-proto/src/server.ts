@@ -80,7 +80,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   });
 
   const sessions = new Set<Http2Session>();
-  const server = createHttp2Server({}, handler);
+  // nghttp2 resets a session that buffers more than maxSessionMemory (default 10 MB), which would
+  // cut off a legitimate 16 MiB message before our ResourceExhausted check can answer it.
+  const server = createHttp2Server({ maxSessionMemory: 64 }, handler);
   server.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));

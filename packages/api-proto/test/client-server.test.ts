@@ -1,0 +1,235 @@
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { create } from '@bufbuild/protobuf';
+import { createClient as createConnectClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createClient, createUnixTransport, socketPath } from '../src/client.js';
+import { ContainersService } from '../src/containers.js';
+import {
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+  NotImplemented,
+  ResourceExhausted,
+} from '../src/errors.js';
+import { TaskOOMSchema } from '../src/event-types.js';
+import { EventsService } from '../src/events.js';
+import { namespaceFromContext } from '../src/namespace-headers.js';
+import { NamespacesService } from '../src/namespaces.js';
+import type { Server } from '../src/server.js';
+import { createServer, service } from '../src/server.js';
+import { packAny, unpackAny } from '../src/typeurl.js';
+import { VersionService } from '../src/version.js';
+
+let dir: string;
+let server: Server | undefined;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'api-proto-'));
+});
+afterEach(async () => {
+  await server?.close({ graceMs: 100 });
+  server = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+function services() {
+  return [
+    service(VersionService, { version: () => ({ version: 'test-1.2.3', revision: 'r' }) }),
+    service(NamespacesService, {
+      get: (req, ctx) => {
+        const ns = namespaceFromContext(ctx);
+        if (req.name === 'missing') throw new NotFound(`namespace "missing" (asked from ${ns})`);
+        return { namespace: { name: req.name, labels: { from: ns } } };
+      },
+      update: async (_req, ctx) => {
+        await sleep(300, undefined, { signal: ctx.signal });
+        return { namespace: { name: 'slow' } };
+      },
+    }),
+    service(EventsService, {
+      async *subscribe(req) {
+        for (const f of req.filters) {
+          yield {
+            topic: `/t/${f}`,
+            namespace: 'default',
+            event: packAny(TaskOOMSchema, create(TaskOOMSchema, { containerId: f })),
+          };
+        }
+      },
+      publish: () => ({}),
+    }),
+  ];
+}
+
+// One raw HTTP/2 request, to look at what goes over the wire.
+async function raw(path: string, url: string, headers: Record<string, string>, body: Buffer) {
+  const session = http2Connect('http://localhost', { createConnection: () => netConnect(path) });
+  try {
+    return await new Promise<{
+      headers: Record<string, unknown>;
+      trailers: Record<string, unknown>;
+      body: string;
+    }>((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': url, ...headers });
+      let h: Record<string, unknown> = {};
+      let t: Record<string, unknown> = {};
+      const chunks: Buffer[] = [];
+      req.on('response', (x) => {
+        h = x;
+      });
+      req.on('trailers', (x) => {
+        t = x;
+      });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve({ headers: h, trailers: t, body: Buffer.concat(chunks).toString() }));
+      req.on('error', reject);
+      req.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+describe('socket addresses', () => {
+  it('accepts unix:// URLs and plain paths', () => {
+    expect(socketPath('unix:///run/ctrd/ctrd.sock')).toBe('/run/ctrd/ctrd.sock');
+    expect(socketPath('/run/x.sock')).toBe('/run/x.sock');
+    expect(() => socketPath('tcp://1.2.3.4:5')).toThrow(InvalidArgument);
+    expect(() => socketPath('')).toThrow(InvalidArgument);
+  });
+});
+
+describe('createServer + createClient over a unix socket', () => {
+  it('serves gRPC calls with namespace headers, error classes and streams', async () => {
+    server = await createServer({
+      socketPath: `unix://${join(dir, 's.sock')}`,
+      services: services(),
+      mode: 0o660,
+    });
+    expect(server.address).toBe(`unix://${join(dir, 's.sock')}`);
+    expect((await stat(server.socketPath)).mode & 0o777).toBe(0o660);
+
+    const transport = createUnixTransport({ address: server.address, namespace: 'ns1', timeoutMs: 5000 });
+    const version = createClient(VersionService, { address: '', transport });
+    const namespaces = createClient(NamespacesService, { address: '', transport });
+    expect(await version.version({})).toMatchObject({ version: 'test-1.2.3', revision: 'r' });
+    expect((await namespaces.get({ name: 'x' })).namespace?.labels).toEqual({ from: 'ns1' });
+
+    const err = await namespaces.get({ name: 'missing' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFound);
+    expect((err as Error).message).toBe('namespace "missing" (asked from ns1): not found');
+
+    const noNs = createClient(NamespacesService, { address: server.address });
+    await expect(noNs.get({ name: 'x' })).rejects.toBeInstanceOf(FailedPrecondition);
+
+    const events = createClient(EventsService, { address: server.address, namespace: 'default' });
+    const got: string[] = [];
+    for await (const env of events.subscribe({ filters: ['a', 'b'] })) {
+      got.push(`${env.topic} ${(unpackAny(env.event) as unknown as { containerId: string }).containerId}`);
+    }
+    expect(got).toEqual(['/t/a a', '/t/b b']);
+
+    // a service the server does not have at all
+    const containers = createClient(ContainersService, { address: server.address, namespace: 'default' });
+    await expect(containers.get({ id: 'x' })).rejects.toBeInstanceOf(NotImplemented);
+    transport.close();
+  });
+
+  it('answers unknown gRPC methods with grpc-status 12 in trailers over HTTP 200', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const res = await raw(
+      server.socketPath,
+      '/containerd.services.containers.v1.Containers/ListStream',
+      { 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': 'default' },
+      Buffer.from([0, 0, 0, 0, 0]),
+    );
+    expect(res.headers[':status']).toBe(200);
+    expect(res.headers['content-type']).toBe('application/grpc');
+    expect(res.trailers['grpc-status']).toBe('12');
+    // an existing service, unknown method
+    const res2 = await raw(
+      server.socketPath,
+      '/containerd.services.version.v1.Version/Nope',
+      { 'content-type': 'application/grpc+proto', te: 'trailers' },
+      Buffer.from([0, 0, 0, 0, 0]),
+    );
+    expect(res2.trailers['grpc-status']).toBe('12');
+  });
+
+  it('answers the Connect protocol with JSON (curl --http2-prior-knowledge)', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const ok = await raw(
+      server.socketPath,
+      '/containerd.services.version.v1.Version/Version',
+      { 'content-type': 'application/json' },
+      Buffer.from('{}'),
+    );
+    expect(ok.headers[':status']).toBe(200);
+    expect(JSON.parse(ok.body)).toEqual({ version: 'test-1.2.3', revision: 'r' });
+    const nf = await raw(
+      server.socketPath,
+      '/containerd.services.namespaces.v1.Namespaces/Get',
+      { 'content-type': 'application/json', 'containerd-namespace': 'default' },
+      Buffer.from('{"name":"missing"}'),
+    );
+    expect(nf.headers[':status']).toBe(404);
+    expect(JSON.parse(nf.body)).toMatchObject({ code: 'not_found' });
+  });
+
+  it('rejects requests over 16 MiB with ResourceExhausted', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const path = server.socketPath;
+    const transport = createGrpcTransport({
+      baseUrl: 'http://localhost',
+      nodeOptions: { createConnection: () => netConnect(path), maxSessionMemory: 64 },
+      writeMaxBytes: 64 * 1024 * 1024,
+    });
+    const events = createConnectClient(EventsService, transport);
+    const big = new Uint8Array(17 * 1024 * 1024);
+    const err = await events
+      .publish(
+        { topic: '/x', event: { typeUrl: 'x', value: big } },
+        { headers: { 'containerd-namespace': 'default' } },
+      )
+      .catch((e: unknown) => e);
+    expect((err as { code?: number }).code).toBe(new ResourceExhausted('x').code);
+    // just under the limit goes through with the stock client settings
+    const ok = createClient(EventsService, { address: server.address, namespace: 'default' });
+    await expect(
+      ok.publish({ topic: '/x', event: { typeUrl: 'x', value: new Uint8Array(15 * 1024 * 1024) } }),
+    ).resolves.toBeDefined();
+    expect(String(err)).toMatch(/message size .* is larger than configured readMaxBytes/);
+  });
+
+  it('close() waits for in-flight calls, then refuses new ones', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const address = server.address;
+    const namespaces = createClient(NamespacesService, { address, namespace: 'default' });
+    const slow = namespaces.update({ namespace: { name: 'slow' } });
+    await sleep(50);
+    const t0 = Date.now();
+    await server.close();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    expect((await slow).namespace?.name).toBe('slow');
+    server = undefined;
+    const again = createClient(VersionService, { address, timeoutMs: 1000 });
+    await expect(again.version({})).rejects.toThrow();
+  });
+
+  it('refuses to steal a live socket or clobber a non-socket file', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    await expect(createServer({ socketPath: join(dir, 's.sock'), services: [] })).rejects.toThrow(
+      /another server is listening/,
+    );
+    await writeFile(join(dir, 'file'), 'x');
+    await expect(createServer({ socketPath: join(dir, 'file'), services: [] })).rejects.toBeInstanceOf(
+      FailedPrecondition,
+    );
+  });
+});
