@@ -1,0 +1,144 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Server } from '@ctrd/api-proto';
+import {
+  createServer,
+  NotFound,
+  namespaceFromContext,
+  packJson,
+  OCI_SPEC_URL,
+  service,
+} from '@ctrd/api-proto';
+import { ContainersService } from '@ctrd/api-proto/containers';
+import { IntrospectionService } from '@ctrd/api-proto/introspection';
+import { NamespacesService } from '@ctrd/api-proto/namespaces';
+import { VersionService } from '@ctrd/api-proto/version';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The stock containerd ctr (Debian's 1.6.20) driving a tiny server built from our descriptors:
+// proof that names, paths, field numbers, headers and error codes match containerd's on the wire.
+// The stock containerd daemon is never started.
+
+const CTR = '/usr/bin/ctr';
+const run = promisify(execFile);
+
+let dir: string;
+let server: Server;
+const seen: { method: string; namespace: string }[] = [];
+
+async function ctr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(CTR, ['--address', server.socketPath, ...args], { timeout: 15_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'api-proto-ctr-'));
+  const labels: Record<string, Record<string, string>> = {
+    default: { 'containerd.io/defaults/snapshotter': 'overlayfs' },
+    'team-a': { owner: 'alice', tier: 'gold' },
+  };
+  server = await createServer({
+    socketPath: join(dir, 'ctrd.sock'),
+    services: [
+      service(VersionService, { version: () => ({ version: 'test-1.2.3', revision: 'rev-abc' }) }),
+      service(IntrospectionService, { server: () => ({ uuid: '8f6e2a1c-0000-4000-8000-000000000001' }) }),
+      service(NamespacesService, {
+        list: (_req, ctx) => {
+          seen.push({ method: 'N.List', namespace: namespaceFromContext(ctx) });
+          return { namespaces: Object.keys(labels).map((name) => ({ name, labels: labels[name] })) };
+        },
+        get: (req, ctx) => {
+          seen.push({ method: 'N.Get', namespace: namespaceFromContext(ctx) });
+          return { namespace: { name: req.name, labels: labels[req.name] ?? {} } };
+        },
+        update: (req) => {
+          throw new NotFound(`namespace ${JSON.stringify(req.namespace?.name)}`);
+        },
+      }),
+      // Only List: ctr's `c ls` tries ListStream first and must fall back on Unimplemented.
+      service(ContainersService, {
+        list: (_req, ctx) => {
+          seen.push({ method: 'C.List', namespace: namespaceFromContext(ctx) });
+          return {
+            containers: [
+              {
+                id: 'web',
+                image: 'docker.io/library/busybox:latest',
+                runtime: { name: 'io.containerd.runc.v2' },
+                spec: packJson(OCI_SPEC_URL, { ociVersion: '1.0.2' }),
+              },
+            ],
+          };
+        },
+      }),
+    ],
+  });
+});
+
+afterAll(async () => {
+  await server?.close({ graceMs: 1000 });
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('stock ctr against an @ctrd/api-proto server', () => {
+  it('ctr version prints the server version and exits 0', async () => {
+    const r = await ctr('version');
+    expect(r.code).toBe(0);
+    // ctr compares client and server versions and only warns on a mismatch
+    expect(r.stderr).toBe('WARNING: version mismatch\nWARNING: revision mismatch\n');
+    expect(r.stdout).toMatch(/Server:\s+Version:\s+test-1\.2\.3\s+Revision:\s+rev-abc/);
+    expect(r.stdout).toMatch(/Client:\s+Version:\s+1\.6\.20/);
+  });
+
+  it('ctr namespaces ls lists what N.List returns, with labels from N.Get', async () => {
+    seen.length = 0;
+    const r = await ctr('namespaces', 'ls');
+    expect(r.code).toBe(0);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
+    expect(lines[0]).toEqual(['NAME', 'LABELS']);
+    expect(lines.slice(1).map((l) => l[0])).toEqual(['default', 'team-a']);
+    expect(r.stdout).toMatch(/team-a\s+owner=alice,tier=gold/);
+    expect(seen.map((s) => s.method)).toEqual(['N.List', 'N.Get', 'N.Get']);
+    expect(new Set(seen.map((s) => s.namespace))).toEqual(new Set(['default']));
+  });
+
+  it('sends -n as the containerd-namespace header', async () => {
+    seen.length = 0;
+    expect((await ctr('-n', 'team-a', 'ns', 'ls', '-q')).stdout.trim().split('\n')).toEqual([
+      'default',
+      'team-a',
+    ]);
+    expect(seen[0]).toEqual({ method: 'N.List', namespace: 'team-a' });
+  });
+
+  it('ctr containers ls falls back from ListStream (Unimplemented) to List', async () => {
+    seen.length = 0;
+    const r = await ctr('containers', 'ls');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^CONTAINER\s+IMAGE\s+RUNTIME\s*\nweb\s+docker\.io\/library\/busybox:latest\s+io\.containerd\.runc\.v2/,
+    );
+    expect(seen.map((s) => s.method)).toEqual(['C.List']);
+  });
+
+  it('error classes reach ctr as gRPC codes with containerd-style messages', async () => {
+    const r = await ctr('namespaces', 'label', 'ghost', 'a=b');
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe('ctr: namespace "ghost": not found');
+  });
+});
