@@ -32,10 +32,12 @@ export interface UnixTransport extends Transport {
   close(): void;
 }
 
-export interface ClientOptions extends UnixTransportOptions {
-  /** Share one connection between clients of several services (see createUnixTransport). */
-  transport?: Transport | undefined;
-}
+export type ClientOptions =
+  | UnixTransportOptions
+  | {
+      /** Share one connection between clients of several services (see createUnixTransport). */
+      transport: Transport;
+    };
 
 /** The socket path in `unix:///path`, `unix:/path` or `/path`. */
 export function socketPath(address: string): string {
@@ -81,10 +83,11 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
 
 /**
  * A typed client of `service` on a unix socket:
- * `createClient(ContainersService, { address: '/run/ctrd/ctrd.sock', namespace: 'default' })`.
+ * `createClient(ContainersService, { address: '/run/ctrd/ctrd.sock', namespace: 'default' })`,
+ * or on a shared transport: `createClient(TasksService, { transport })`.
  * Errors arrive as ctrd's classes (NotFound, AlreadyExists, ...).
  */
 export function createClient<T extends DescService>(service: T, opts: ClientOptions): Client<T> {
-  const transport = opts.transport ? withErrorClasses(opts.transport) : createUnixTransport(opts);
+  const transport = 'transport' in opts ? withErrorClasses(opts.transport) : createUnixTransport(opts);
   return createConnectClient(service, transport);
 }

@@ -116,8 +116,8 @@ describe('createServer + createClient over a unix socket', () => {
     expect((await stat(server.socketPath)).mode & 0o777).toBe(0o660);
 
     const transport = createUnixTransport({ address: server.address, namespace: 'ns1', timeoutMs: 5000 });
-    const version = createClient(VersionService, { address: '', transport });
-    const namespaces = createClient(NamespacesService, { address: '', transport });
+    const version = createClient(VersionService, { transport });
+    const namespaces = createClient(NamespacesService, { transport });
     expect(await version.version({})).toMatchObject({ version: 'test-1.2.3', revision: 'r' });
     expect((await namespaces.get({ name: 'x' })).namespace?.labels).toEqual({ from: 'ns1' });
 
