@@ -1,7 +1,7 @@
 import { Command, Errors, type Interfaces } from '@oclif/core';
 import { type Resolved, resolveAddress, resolveNamespace } from './address.js';
 import { Clients } from './clients.js';
-import { describeError } from './errors.js';
+import { describeError, UsageError } from './errors.js';
 import { globalFlags } from './flags.js';
 import { type CtrIo, processIo } from './io.js';
 import { formatTable } from './table.js';
@@ -29,6 +29,8 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
   protected args!: CtrArgs<T>;
   /** Positional arguments beyond the declared ones (commands with `strict = false`). */
   protected rest: string[] = [];
+  /** `--` came before any positional argument (commands with stopAtFirstArg): no ID was given. */
+  protected dashDashFirst = false;
   protected address: Resolved = resolveAddress(undefined, {});
   protected namespace: Resolved = resolveNamespace(undefined, {});
   #clients: Clients | undefined;
@@ -51,7 +53,12 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     this.namespace = resolveNamespace(undefined, this.io.env);
     const ctor = this.ctor as typeof Command & { stopAtFirstArg?: boolean };
     const flagDefs = { ...ctor.baseFlags, ...ctor.flags };
-    const argv = ctor.stopAtFirstArg ? endFlagsAtFirstArg(this.argv, flagDefs) : this.argv;
+    let argv = this.argv;
+    if (ctor.stopAtFirstArg) {
+      const split = endFlagsAtFirstArg(this.argv, flagDefs);
+      argv = split.argv;
+      this.dashDashFirst = split.dashDashFirst;
+    }
     // Arguments never come from stdin: `echo x | ctr run ...` feeds the container, not the parser.
     const args = Object.fromEntries(
       Object.entries(ctor.args ?? {}).map(([k, a]) => [k, { ...a, ignoreStdin: true }]),
@@ -100,9 +107,19 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     this.out(JSON.stringify(value, null, 2));
   }
 
+  /** A mistake in how the command was called: `ctr: <message>`, exit 2. */
+  protected usageError(message: string): never {
+    throw new UsageError(message);
+  }
+
   /** Ends the command with an exit code and no message (e.g. `run` passing on the container's status). */
   protected exitWith(code: number): never {
     throw new Errors.ExitError(code);
+  }
+
+  protected override async finally(err: Error | undefined): Promise<void> {
+    this.#clients?.close();
+    await super.finally(err);
   }
 
   protected override async catch(err: Interfaces.CommandError): Promise<never> {
@@ -127,8 +144,14 @@ interface FlagShape {
   char?: string;
 }
 
-/** Inserts `--` before the first positional argument, skipping flag values. */
-export function endFlagsAtFirstArg(argv: readonly string[], defs: Record<string, FlagShape>): string[] {
+/**
+ * Inserts `--` before the first positional argument, skipping flag values. `dashDashFirst` tells
+ * whether the user wrote `--` before any positional argument themselves.
+ */
+export function endFlagsAtFirstArg(
+  argv: readonly string[],
+  defs: Record<string, FlagShape>,
+): { argv: string[]; dashDashFirst: boolean } {
   const takesValue = new Map<string, boolean>();
   for (const [name, def] of Object.entries(defs)) {
     const option = def.type !== 'boolean';
@@ -138,7 +161,7 @@ export function endFlagsAtFirstArg(argv: readonly string[], defs: Record<string,
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i] as string;
-    if (token === '--') return [...out, ...argv.slice(i)];
+    if (token === '--') return { argv: [...out, ...argv.slice(i)], dashDashFirst: true };
     if (token.startsWith('-') && token !== '-') {
       out.push(token);
       if (token.includes('=')) continue;
@@ -146,7 +169,7 @@ export function endFlagsAtFirstArg(argv: readonly string[], defs: Record<string,
       if (takesValue.get(token) && i + 1 < argv.length) out.push(argv[++i] as string);
       continue;
     }
-    return [...out, '--', ...argv.slice(i)];
+    return { argv: [...out, '--', ...argv.slice(i)], dashDashFirst: false };
   }
-  return out;
+  return { argv: out, dashDashFirst: false };
 }

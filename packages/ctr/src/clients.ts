@@ -1,6 +1,6 @@
 import type { DescService } from '@bufbuild/protobuf';
 import { type Client, createClient, type Transport } from '@connectrpc/connect';
-import { unixTransport, withCallDefaults } from './transport.js';
+import { type UnixTransport, unixTransport, withCallDefaults } from './transport.js';
 
 export interface ClientsOptions {
   address: string;
@@ -19,6 +19,7 @@ export class Clients {
   readonly namespace: string;
   readonly #options: ClientsOptions;
   #base: Transport | undefined;
+  #owned: UnixTransport | undefined;
   #transport: Transport | undefined;
   readonly #cache = new Map<DescService, unknown>();
 
@@ -43,8 +44,17 @@ export class Clients {
     return new Clients({ ...this.#options, namespace }, this.#baseTransport());
   }
 
+  /** Closes the connection this factory opened, if any; an injected transport is left alone. */
+  close(): void {
+    this.#owned?.close();
+    this.#owned = undefined;
+  }
+
   #baseTransport(): Transport {
-    this.#base ??= unixTransport(this.#options.address);
+    if (!this.#base) {
+      this.#owned = unixTransport(this.#options.address);
+      this.#base = this.#owned;
+    }
     return this.#base;
   }
 

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
+import { errorKind } from '@ctrd/api-proto';
 import { describeSource, type Resolved, socketPath } from './address.js';
 
 /** A mistake in how ctr was called: exits 2, like oclif's own parse errors. */
@@ -42,7 +43,8 @@ function lowerFirst(text: string): string {
 /** Turns anything a command threw into the one line ctr prints after `ctr: ` and its exit code. */
 export function describeError(err: unknown, context: ErrorContext = {}): DescribedError {
   if (err instanceof UsageError) return { message: err.message, exitCode: 2 };
-  if (err instanceof ConnectError) {
+  const kind = errorKind(err);
+  if (kind !== undefined || err instanceof ConnectError) {
     // Only a failed connect(2) on our side: a daemon's message that mentions ENOENT is not a dialling problem.
     const reason = dialFailure(err);
     if (reason && context.address) {
@@ -55,16 +57,18 @@ export function describeError(err: unknown, context: ErrorContext = {}): Describ
         exitCode: 1,
       };
     }
-    if (err.code === Code.DeadlineExceeded && context.timeoutMs !== undefined) {
-      return { message: `${err.rawMessage}: no answer within --timeout ${context.timeoutMs}ms`, exitCode: 1 };
+    const text = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
+    const code = err instanceof ConnectError ? err.code : undefined;
+    if ((kind === 'DeadlineExceeded' || code === Code.DeadlineExceeded) && context.timeoutMs !== undefined) {
+      return { message: `${text} (no answer within --timeout ${context.timeoutMs}ms)`, exitCode: 1 };
     }
-    if (err.code === Code.Unimplemented) {
+    if (kind === 'NotImplemented' || code === Code.Unimplemented) {
       return {
-        message: `${err.rawMessage}: the daemon does not offer this (is it an older ctrd or containerd?)`,
+        message: `${text} (the daemon does not offer this call: an older ctrd or containerd?)`,
         exitCode: 1,
       };
     }
-    return { message: err.rawMessage, exitCode: 1 };
+    return { message: text, exitCode: 1 };
   }
   const oclif = (err as { oclif?: { exit?: number } } | undefined)?.oclif;
   if (err instanceof Error && oclif?.exit !== undefined) {

@@ -1,18 +1,11 @@
-import { connect } from 'node:net';
-import type { Transport } from '@connectrpc/connect';
-import { createGrpcTransport } from '@connectrpc/connect-node';
-import { socketPath } from './address.js';
+import { ConnectError, type Transport } from '@connectrpc/connect';
+import { createUnixTransport, toCtrdError } from '@ctrd/api-proto';
 
-/** ctr speaks plain gRPC (not Connect) so it can drive a stock containerd as well as ctrd. */
-export function unixTransport(address: string): Transport {
-  const path = socketPath(address);
-  return createGrpcTransport({
-    baseUrl: 'http://localhost',
-    nodeOptions: { createConnection: () => connect(path) },
-    // containerd's ctr allows 16 MiB messages; container specs and image indexes can be large.
-    readMaxBytes: 16 << 20,
-    writeMaxBytes: 16 << 20,
-  });
+export type { UnixTransport } from '@ctrd/api-proto';
+
+/** ctr speaks plain gRPC (not Connect) so it drives a stock containerd as well as ctrd. */
+export function unixTransport(address: string) {
+  return createUnixTransport({ address });
 }
 
 export interface CallDefaults {
@@ -22,9 +15,20 @@ export interface CallDefaults {
   trace?: (line: string) => void;
 }
 
+const toClass = (err: unknown): unknown => (err instanceof ConnectError ? toCtrdError(err) : err);
+
+async function* mapStreamErrors<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* source;
+  } catch (err) {
+    throw toClass(err);
+  }
+}
+
 /**
  * Every call carries the namespace in containerd's `containerd-namespace` header and the --timeout
- * deadline; wrapping the transport does that in one place for every service client.
+ * deadline, and fails with @ctrd/api-proto's error classes whatever the transport (socket or in-memory);
+ * wrapping the transport does that in one place for every service client.
  */
 export function withCallDefaults(inner: Transport, defaults: CallDefaults): Transport {
   const header = (init: ConstructorParameters<typeof Headers>[0]): Headers => {
@@ -34,16 +38,18 @@ export function withCallDefaults(inner: Transport, defaults: CallDefaults): Tran
   };
   const trace = defaults.trace;
   const traced = async <T>(name: string, call: () => Promise<T>): Promise<T> => {
-    if (!trace) return call();
     const started = performance.now();
-    trace(`-> ${name} (namespace ${defaults.namespace})`);
+    trace?.(`-> ${name} (namespace ${defaults.namespace})`);
     try {
       const result = await call();
-      trace(`<- ${name} ok ${(performance.now() - started).toFixed(1)}ms`);
+      trace?.(`<- ${name} ok ${(performance.now() - started).toFixed(1)}ms`);
       return result;
     } catch (err) {
-      trace(`<- ${name} failed ${(performance.now() - started).toFixed(1)}ms: ${(err as Error).message}`);
-      throw err;
+      const mapped = toClass(err);
+      trace?.(
+        `<- ${name} failed ${(performance.now() - started).toFixed(1)}ms: ${(mapped as Error).message}`,
+      );
+      throw mapped;
     }
   };
   const path = (method: { parent: { typeName: string }; name: string }) =>
@@ -53,9 +59,11 @@ export function withCallDefaults(inner: Transport, defaults: CallDefaults): Tran
       traced(path(method), () =>
         inner.unary(method, signal, timeoutMs ?? defaults.timeoutMs, header(init), input, contextValues),
       ),
-    stream: (method, signal, timeoutMs, init, input, contextValues) =>
-      traced(path(method), () =>
+    stream: async (method, signal, timeoutMs, init, input, contextValues) => {
+      const res = await traced(path(method), () =>
         inner.stream(method, signal, timeoutMs ?? defaults.timeoutMs, header(init), input, contextValues),
-      ),
+      );
+      return { ...res, message: mapStreamErrors(res.message) };
+    },
   };
 }

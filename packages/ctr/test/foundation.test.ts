@@ -34,7 +34,7 @@ describe('global settings', () => {
       rm: { type: 'boolean' },
       namespace: { type: 'option', char: 'n' },
     };
-    expect(endFlagsAtFirstArg(['--rm', '--rootfs', '/r', 'id', 'sh', '-c', 'x'], defs)).toEqual([
+    expect(endFlagsAtFirstArg(['--rm', '--rootfs', '/r', 'id', 'sh', '-c', 'x'], defs).argv).toEqual([
       '--rm',
       '--rootfs',
       '/r',
@@ -44,14 +44,14 @@ describe('global settings', () => {
       '-c',
       'x',
     ]);
-    expect(endFlagsAtFirstArg(['-n', 'ns', '--rootfs=/r', 'id'], defs)).toEqual([
-      '-n',
-      'ns',
-      '--rootfs=/r',
-      '--',
-      'id',
-    ]);
-    expect(endFlagsAtFirstArg(['--rm', '--', 'id', '-x'], defs)).toEqual(['--rm', '--', 'id', '-x']);
+    expect(endFlagsAtFirstArg(['-n', 'ns', '--rootfs=/r', 'id'], defs)).toEqual({
+      argv: ['-n', 'ns', '--rootfs=/r', '--', 'id'],
+      dashDashFirst: false,
+    });
+    expect(endFlagsAtFirstArg(['--rm', '--', 'sh', '-x'], defs)).toEqual({
+      argv: ['--rm', '--', 'sh', '-x'],
+      dashDashFirst: true,
+    });
   });
 });
 
@@ -155,7 +155,7 @@ describe('ctr version', () => {
     expect({ code, stdout, stderr }).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'ctr: version: the daemon is shutting down\n',
+      stderr: 'ctr: version: the daemon is shutting down: unavailable\n',
     });
   });
 

@@ -1,0 +1,39 @@
+import { Args } from '@oclif/core';
+import { aliasesOf } from '../../aliases.js';
+import { CtrCommand } from '../../base-command.js';
+import { containerFlags } from '../../container-flags.js';
+import { createContainer, generateId } from '../../container-create.js';
+import { containerJson } from '../../container-json.js';
+import { jsonFlag } from '../../flags.js';
+
+export default class ContainersCreate extends CtrCommand<typeof ContainersCreate> {
+  static override summary = 'create a container (no task: start it with `ctr tasks start`)';
+  static override description =
+    'Flags end at the first argument, as in containerd ctr. Write `--` instead of an ID to have one generated (it is printed).';
+  static override aliases = aliasesOf('containers', ['create']);
+  static override strict = false;
+  static override stopAtFirstArg = true;
+  static override args = {
+    id: Args.string({ description: 'container id' }),
+  };
+  static override usage = [
+    '<%= command.id %> --rootfs DIR [FLAGS] ID [CMD [ARG...]]',
+    '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
+  ];
+  static override examples = [
+    '<%= config.bin %> containers create --rootfs /srv/rootfs web sh -c "httpd -f"',
+  ];
+  static override flags = { ...containerFlags, json: jsonFlag };
+
+  async run(): Promise<void> {
+    const generated = this.dashDashFirst;
+    const id = generated ? generateId() : this.args.id;
+    const args = generated
+      ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined)
+      : this.rest;
+    if (!id) return this.usageError('give a container id, or `--` before the command to generate one');
+    const container = await createContainer(this.clients, { ...this.flags, id, args });
+    if (this.flags.json) return this.printJson(containerJson(container));
+    if (generated) this.out(id);
+  }
+}
