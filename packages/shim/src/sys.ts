@@ -45,3 +45,22 @@ export function setWinsize(fd: number, cols: number, rows: number): void {
   const ws = new Uint16Array([rows, cols, 0, 0]);
   if (load().ioctlWinsize(fd, TIOCSWINSZ, ws) !== 0) throw errnoError('ioctl TIOCSWINSZ');
 }
+
+let dupFn: ((fd: number) => number) | undefined;
+
+/** dup(2) with close-on-exec, for a second libuv handle on one pty master. */
+export function dupCloexec(fd: number): number {
+  if (!dupFn) {
+    const lib = koffi.load('libc.so.6');
+    const fcntl = lib.func('int fcntl(int fd, int cmd, int arg)') as unknown as (
+      a: number,
+      b: number,
+      c: number,
+    ) => number;
+    const F_DUPFD_CLOEXEC = 1030;
+    dupFn = (f) => fcntl(f, F_DUPFD_CLOEXEC, 0);
+  }
+  const r = dupFn(fd);
+  if (r < 0) throw errnoError('fcntl F_DUPFD_CLOEXEC');
+  return r;
+}
