@@ -81,11 +81,7 @@ interface OciSpec {
 }
 
 /** A bundle whose rootfs the shim bind-mounts from the shared busybox tree at Create. */
-async function bundle(
-  id: string,
-  args: string[],
-  extra?: (spec: OciSpec) => void,
-): Promise<string> {
+async function bundle(id: string, args: string[], extra?: (spec: OciSpec) => void): Promise<string> {
   const b = join(dir, 'bundles', id);
   await mkdir(b, { recursive: true, mode: 0o700 });
   await run('runc', ['spec'], { cwd: b });
