@@ -36,7 +36,8 @@ export {
   Unavailable,
   Unknown,
 } from './errors.js';
-export type { Adaptor, FieldValue, Filter, Selector } from './filters.js';
+export { envelopeAdaptor, messageAdaptor } from './event-filters.js';
+export type { Adaptor, FieldValue, Filter, Operator, Selector } from './filters.js';
 export { adaptObject, matchAll, parseFilter, parseFilters } from './filters.js';
 export {
   isValidIdentifier,

@@ -7,7 +7,7 @@ import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connec
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './client.js';
 import { serverErrorInterceptor } from './error-interceptors.js';
-import { Canceled, FailedPrecondition, Unavailable } from './errors.js';
+import { Canceled, classify, FailedPrecondition, Unavailable } from './errors.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 
@@ -71,7 +71,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     readMaxBytes: opts.readMaxBytes ?? MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
-    interceptors: [serverErrorInterceptor, ...(opts.interceptors ?? [])],
+    interceptors: [serverErrorInterceptor, logUnexpected(log), ...(opts.interceptors ?? [])],
     routes: (router) => {
       for (const s of opts.services ?? []) router.service(s.service, s.impl);
       opts.routes?.(router);
@@ -139,6 +139,18 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     shutdown.abort(new Canceled('server is shutting down'));
     await unlink(path).catch(() => {});
   }
+}
+
+// Classes are the API's answers; anything else escaping a handler is a bug worth a log line.
+function logUnexpected(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (err) {
+      if (classify(err) === 'Unknown') log.error({ err, method: req.url }, 'unexpected error in handler');
+      throw err;
+    }
+  };
 }
 
 function unimplemented(req: Http2ServerRequest, res: Http2ServerResponse): void {
