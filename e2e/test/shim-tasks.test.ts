@@ -289,7 +289,7 @@ describe('ctrd-shim with real runc', () => {
     const chunks: Buffer[] = [];
     const reader = createReadStream(fifo);
     reader.on('data', (c) => chunks.push(c as Buffer));
-    const readerDone = new Promise((r) => reader.on('end', r));
+    const readerDone = new Promise<void>((r) => reader.on('end', () => r()));
     await tasks.exec({
       id: 'svc',
       execId: 'e1',

@@ -39,7 +39,7 @@ describe('stdio', () => {
     const reader = createReadStream(path);
     const chunks: Buffer[] = [];
     reader.on('data', (c) => chunks.push(c as Buffer));
-    const ended = new Promise((r) => reader.on('end', r));
+    const ended = new Promise<void>((r) => reader.on('end', () => r()));
     source.end('two\n');
     await done;
     await ended;
@@ -104,7 +104,7 @@ describe('stdio', () => {
     const reader = createReadStream(out);
     const chunks: Buffer[] = [];
     reader.on('data', (c) => chunks.push(c as Buffer));
-    const ended = new Promise((r) => reader.on('end', r));
+    const ended = new Promise<void>((r) => reader.on('end', () => r()));
     // The process's copies of its ends, as runc's child would hold them.
     const w1 = new Socket({ fd: dupCloexec(stdout as number), readable: false, writable: true });
     const w2 = new Socket({ fd: dupCloexec(stderr as number), readable: false, writable: true });
