@@ -222,6 +222,35 @@ describe('createServer + createClient over a unix socket', () => {
     await expect(again.version({})).rejects.toThrow();
   });
 
+  it('close() cancels streams that outlive graceMs', async () => {
+    let handlerSawAbort = false;
+    server = await createServer({
+      socketPath: join(dir, 's.sock'),
+      services: [
+        service(EventsService, {
+          async *subscribe(_req, ctx) {
+            yield { topic: '/first' };
+            await new Promise<void>((resolve) =>
+              ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+            );
+            handlerSawAbort = true;
+          },
+        }),
+      ],
+    });
+    const events = createClient(EventsService, { address: server.address, namespace: 'default' });
+    const stream = events.subscribe({})[Symbol.asyncIterator]();
+    expect((await stream.next()).value?.topic).toBe('/first');
+    const t0 = Date.now();
+    await server.close({ graceMs: 200 });
+    server = undefined;
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeGreaterThanOrEqual(150);
+    expect(elapsed).toBeLessThan(3000);
+    expect(handlerSawAbort).toBe(true);
+    await stream.next().catch(() => undefined);
+  });
+
   it('refuses to steal a live socket or clobber a non-socket file', async () => {
     server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
     await expect(createServer({ socketPath: join(dir, 's.sock'), services: [] })).rejects.toThrow(
