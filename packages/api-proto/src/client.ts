@@ -11,6 +11,9 @@ import { namespaceInterceptor } from './namespace-headers.js';
 // ctrd's own server answers it too. The socket is dialed through http2's createConnection, so
 // the URL's host is only a placeholder for the :authority header.
 
+/** Longest unix socket path accepted, in bytes (containerd's limit). */
+export const MAX_SOCKET_PATH = 104;
+
 /** containerd's default client and server limit for one message. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -44,6 +47,12 @@ export function socketPath(address: string): string {
   let path = address;
   if (path.startsWith('unix://')) path = path.slice('unix://'.length);
   else if (path.startsWith('unix:')) path = path.slice('unix:'.length);
+  // sun_path holds 108 bytes with the NUL; containerd stops at 104 to stay portable.
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new InvalidArgument(
+      `address ${JSON.stringify(address)}: socket path is ${Buffer.byteLength(path)} bytes, over the limit of ${MAX_SOCKET_PATH}: use a shorter directory`,
+    );
+  }
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
     throw new InvalidArgument(
       `address ${JSON.stringify(address)}: expected a unix socket path such as /run/ctrd/ctrd.sock or unix:///run/ctrd/ctrd.sock`,

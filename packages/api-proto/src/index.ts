@@ -2,7 +2,13 @@
 // and service descriptors live in the subpath exports (@ctrd/api-proto/containers, ...).
 
 export type { ClientOptions, UnixTransport, UnixTransportOptions } from './client.js';
-export { createClient, createUnixTransport, MAX_MESSAGE_BYTES, socketPath } from './client.js';
+export {
+  createClient,
+  createUnixTransport,
+  MAX_MESSAGE_BYTES,
+  MAX_SOCKET_PATH,
+  socketPath,
+} from './client.js';
 export { clientErrorInterceptor, serverErrorInterceptor, withErrorClasses } from './error-interceptors.js';
 export type { ErrorKind } from './errors.js';
 export {

@@ -102,6 +102,8 @@ describe('socket addresses', () => {
     expect(socketPath('/run/x.sock')).toBe('/run/x.sock');
     expect(() => socketPath('tcp://1.2.3.4:5')).toThrow(InvalidArgument);
     expect(() => socketPath('')).toThrow(InvalidArgument);
+    expect(() => socketPath(`/${'x'.repeat(104)}`)).toThrow(/105 bytes, over the limit of 104/);
+    expect(socketPath(`/${'x'.repeat(103)}`)).toHaveLength(104);
   });
 });
 
@@ -205,6 +207,19 @@ describe('createServer + createClient over a unix socket', () => {
       ok.publish({ topic: '/x', event: { typeUrl: 'x', value: new Uint8Array(15 * 1024 * 1024) } }),
     ).resolves.toBeDefined();
     expect(String(err)).toMatch(/message size .* is larger than configured readMaxBytes/);
+  });
+
+  it('rejects a declared 1 GiB message from its 5-byte header alone', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const header = Buffer.from([0, 0x40, 0, 0, 0]); // uncompressed, length 2^30
+    const res = await raw(
+      server.socketPath,
+      '/containerd.services.events.v1.Events/Publish',
+      { 'content-type': 'application/grpc', te: 'trailers', 'containerd-namespace': 'default' },
+      Buffer.concat([header, Buffer.alloc(16)]),
+    );
+    expect(res.headers[':status']).toBe(200);
+    expect(res.trailers['grpc-status'] ?? res.headers['grpc-status']).toBe('8');
   });
 
   it('close() waits for in-flight calls, then refuses new ones', async () => {
