@@ -131,8 +131,10 @@ export class Reaper {
       }
       if (r === 'running') continue;
       if (r === 'not-child') {
-        // Someone else reaped it (or it was never ours). It is gone unless /proc still shows it.
-        if (this.alive(pid)) continue;
+        // Not (yet) ours: runc or sh may still be its parent, alive or as a zombie, and it is
+        // reparented to us when that parent goes. Only when /proc has no trace of it did someone
+        // else reap it.
+        if (this.exists(pid)) continue;
         const early = this.claim(pid);
         this.watched.delete(pid);
         w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
@@ -179,6 +181,15 @@ export class Reaper {
     try {
       const stat = readFileSync(`${this.opts.procRoot}/${pid}/stat`, 'latin1');
       return parseStat(stat)?.state !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+
+  private exists(pid: number): boolean {
+    try {
+      readFileSync(`${this.opts.procRoot}/${pid}/stat`, 'latin1');
+      return true;
     } catch {
       return false;
     }
