@@ -9,6 +9,7 @@ export {
   MAX_SOCKET_PATH,
   socketPath,
 } from './client.js';
+export { addressFromEnv, DEFAULT_ADDRESS, namespaceFromEnv } from './defaults.js';
 export { clientErrorInterceptor, serverErrorInterceptor, withErrorClasses } from './error-interceptors.js';
 export type { ErrorKind } from './errors.js';
 export {

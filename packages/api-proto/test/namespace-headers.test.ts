@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NamespacesService } from '../src/namespaces.js';
+import { addressFromEnv, namespaceFromEnv } from '../src/defaults.js';
 import { FailedPrecondition, InvalidArgument } from '../src/errors.js';
 import { createInMemoryClient } from '../src/in-memory.js';
 import {
@@ -52,5 +53,17 @@ describe('namespace headers', () => {
     ]);
     const bare = createInMemoryClient(NamespacesService, { services });
     await expect(bare.get({ name: 'x' })).rejects.toThrow(FailedPrecondition);
+  });
+});
+
+describe('defaults from the environment', () => {
+  it('prefers CTRD_* over CONTAINERD_* over the defaults', () => {
+    expect(addressFromEnv({})).toBe('/run/ctrd/ctrd.sock');
+    expect(addressFromEnv({ CONTAINERD_ADDRESS: '/c.sock' })).toBe('/c.sock');
+    expect(addressFromEnv({ CONTAINERD_ADDRESS: '/c.sock', CTRD_ADDRESS: '/d.sock' })).toBe('/d.sock');
+    expect(namespaceFromEnv({})).toBe('default');
+    expect(namespaceFromEnv({ CONTAINERD_NAMESPACE: 'k8s.io' })).toBe('k8s.io');
+    expect(namespaceFromEnv({ CONTAINERD_NAMESPACE: 'k8s.io', CTRD_NAMESPACE: 'x' })).toBe('x');
+    expect(namespaceFromEnv({ CTRD_NAMESPACE: '' })).toBe('default');
   });
 });
