@@ -266,23 +266,28 @@ export class TaskManager {
       const p = this.process(task, execId);
       this.check(task, p, 'start');
       if (execId === '') {
-        const op = this.opts.runtime.start(id, signal);
-        p.starting = op.catch(() => {});
+        // The exit handler waits for this whole block, so /tasks/start always precedes /tasks/exit.
+        const whole = (async () => {
+          try {
+            await this.opts.runtime.start(id, signal);
+          } catch (e) {
+            throw runtimeError(`task ${id}: start`, e);
+          }
+          if (p.status === 'created') p.status = 'running';
+          this.opts.publish(
+            namespace,
+            '/tasks/start',
+            TaskStartSchema,
+            create(TaskStartSchema, { containerId: id, pid: p.pid }),
+          );
+          return p.pid;
+        })();
+        p.starting = whole.catch(() => {});
         try {
-          await op;
-        } catch (e) {
-          throw runtimeError(`task ${id}: start`, e);
+          return await whole;
         } finally {
           p.starting = undefined;
         }
-        if (p.status === 'created') p.status = 'running';
-        this.opts.publish(
-          namespace,
-          '/tasks/start',
-          TaskStartSchema,
-          create(TaskStartSchema, { containerId: id, pid: p.pid }),
-        );
-        return p.pid;
       }
       if (task.init.status !== 'running') {
         throw new FailedPrecondition(
@@ -329,7 +334,6 @@ export class TaskManager {
     }
     p.spec = undefined;
     if (p.status === 'created') p.status = 'running';
-    void this.opts.reaper.watch(p.pid).then((info) => this.onExit(task, p, info));
     this.opts.publish(
       task.namespace,
       '/tasks/exec-started',
@@ -337,6 +341,7 @@ export class TaskManager {
       create(TaskExecStartedSchema, { containerId: task.id, execId: p.execId, pid: p.pid }),
     );
     p.starting = undefined;
+    void this.opts.reaper.watch(p.pid).then((info) => this.onExit(task, p, info));
     return p.pid;
   }
 
