@@ -4,8 +4,8 @@ import type { Readable, Writable } from 'node:stream';
 import { ReadStream as TtyReadStream, WriteStream as TtyWriteStream } from 'node:tty';
 import type { LogFile } from './log-file.js';
 import type { RuntimeStdio } from './runtime.js';
-import type { StdinSource } from './stdio.js';
-import { copyInput, copyOutput, openOutput, openStdin } from './stdio.js';
+import type { BinaryLogger, StdinSource } from './stdio.js';
+import { copyInput, copyOutput, openBinaryLogger, openOutput, openStdin } from './stdio.js';
 import { dupCloexec, pipe, setWinsize } from './sys.js';
 
 // The IO of one process (init or exec). Without a terminal, stdout and stderr are always real pipes,
@@ -40,18 +40,26 @@ export class ProcessIO {
   private master: number | undefined;
   private masterStreams: Array<Readable | Writable> = [];
   private stdinClosed = false;
+  private logger: BinaryLogger | undefined;
 
   constructor(
     readonly paths: StdioPaths,
     private readonly log: LogFile | undefined,
   ) {}
 
-  /** Opens the client's fifos/files. Throws StdioError on a bad path. */
-  open(): void {
+  /** Opens the client's fifos/files/logger. Throws StdioError on a bad path. */
+  async open(namespace: string, id: string, signal?: AbortSignal): Promise<void> {
     try {
       this.stdinSource = openStdin(this.paths.stdin);
-      this.stdoutSink = openOutput(this.paths.stdout, 'stdout');
-      if (!this.paths.terminal) this.stderrSink = openOutput(this.paths.stderr, 'stderr');
+      if (this.paths.stdout.startsWith('binary://')) {
+        // One logger takes both streams, as in containerd.
+        this.logger = await openBinaryLogger(this.paths.stdout, namespace, id, signal);
+        this.stdoutSink = this.logger.stdout;
+        if (!this.paths.terminal) this.stderrSink = this.logger.stderr;
+      } else {
+        this.stdoutSink = openOutput(this.paths.stdout, 'stdout');
+        if (!this.paths.terminal) this.stderrSink = openOutput(this.paths.stderr, 'stderr');
+      }
       if (!this.paths.terminal) {
         if (this.stdinSource) this.stdinPipe = swap(pipe());
         this.stdoutPipe = pipe();
@@ -146,6 +154,8 @@ export class ProcessIO {
     this.stdinPipe = this.stdoutPipe = this.stderrPipe = undefined;
     this.stdoutSink?.destroy();
     this.stderrSink?.destroy();
+    this.logger?.close();
+    this.logger = undefined;
     for (const s of this.masterStreams) s.destroy();
     this.masterStreams = [];
     this.master = undefined;

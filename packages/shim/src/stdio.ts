@@ -151,3 +151,75 @@ export function copyInput(source: StdinSource, target: Writable): void {
   source.stream.on('error', () => target.end());
   source.stream.pipe(target);
 }
+
+export interface BinaryLogger {
+  stdout: Writable;
+  stderr: Writable;
+  close(): void;
+}
+
+/**
+ * `binary:///path/to/logger?k=v`: containerd's logging-binary protocol. The binary gets the query as
+ * arguments (`k v`), CONTAINER_ID and CONTAINER_NAMESPACE in its environment, the process's stdout on
+ * fd 3 and stderr on fd 4, and closes fd 5 once it is ready to read.
+ */
+export async function openBinaryLogger(
+  uri: string,
+  namespace: string,
+  id: string,
+  signal?: AbortSignal,
+): Promise<BinaryLogger> {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch (e) {
+    throw new StdioError(`stdout ${JSON.stringify(uri)}: not a valid binary:// URI`, { cause: e });
+  }
+  const path = decodeURIComponent(url.pathname);
+  if (!path.startsWith('/'))
+    throw new StdioError(`stdout ${JSON.stringify(uri)}: the logger path must be absolute`);
+  const args: string[] = [];
+  for (const [k, v] of url.searchParams) {
+    args.push(k);
+    if (v !== '') args.push(v);
+  }
+  const { spawn } = await import('node:child_process');
+  const child = spawn(path, args, {
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, CONTAINER_ID: id, CONTAINER_NAMESPACE: namespace },
+    detached: false,
+  });
+  const [, , , out, err, ready] = child.stdio as unknown as [
+    unknown,
+    unknown,
+    unknown,
+    Writable,
+    Writable,
+    Readable,
+  ];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StdioError(`logger ${path}: not ready after 10s`)), 10_000);
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      reject(new StdioError(`logger ${path}: ${e.message}`, { cause: e }));
+    };
+    child.once('error', fail);
+    signal?.addEventListener('abort', () => fail(new Error('aborted')), { once: true });
+    ready.resume();
+    ready.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  }).catch((e) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
+  return {
+    stdout: out,
+    stderr: err,
+    close() {
+      out.destroy();
+      err.destroy();
+    },
+  };
+}

@@ -189,7 +189,7 @@ export class TaskManager {
     let created = false;
     try {
       try {
-        io.open();
+        await io.open(namespace, req.id, signal);
       } catch (e) {
         if (e instanceof StdioError) throw new InvalidArgument(`task ${req.id}: ${e.message}`, { cause: e });
         throw e;
@@ -302,7 +302,7 @@ export class TaskManager {
     const pidFile = join(task.bundle, `exec-${p.execId}.pid`);
     await rm(pidFile, { force: true });
     try {
-      p.io.open();
+      await p.io.open(task.namespace, task.id, signal);
     } catch (e) {
       if (e instanceof StdioError) throw new InvalidArgument(`exec ${p.execId}: ${e.message}`, { cause: e });
       throw e;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,7 +71,7 @@ describe('stdio', () => {
   it('stdin: data flows, and EOF reaches the process only after CloseIO and the writer closing', async () => {
     const path = await fifo('in');
     const io = new ProcessIO({ stdin: path, stdout: '', stderr: '', terminal: false }, undefined);
-    io.open();
+    await io.open('ns', 'id');
     const fds = io.runtimeStdio();
     expect(fds.stdin).toBeGreaterThan(2);
     // Stand in for the process: it holds its own copy of its stdin end, as runc's child would.
@@ -99,7 +99,7 @@ describe('stdio', () => {
     const out = await fifo('out2');
     const log = new LogFile(join(dir, 'c.log'));
     const io = new ProcessIO({ stdin: '', stdout: out, stderr: '', terminal: false }, log);
-    io.open();
+    await io.open('ns', 'id');
     const { stdout, stderr } = io.runtimeStdio();
     const reader = createReadStream(out);
     const chunks: Buffer[] = [];
@@ -129,6 +129,31 @@ describe('stdio', () => {
     expect(w).toBeGreaterThan(2);
     const flags = readFileSync(`/proc/self/fdinfo/${r}`, 'utf8');
     expect(/flags:\s+0?2/.test(flags)).toBe(true);
+  });
+
+  it('binary:// hands both streams to a logger binary once it says ready', async () => {
+    const logger = join(dir, 'logger.sh');
+    await writeFile(
+      logger,
+      '#!/bin/sh\nexec 5>&-\ncat <&3 > "$2/out.$CONTAINER_NAMESPACE.$CONTAINER_ID" &\ncat <&4 > "$2/err"\nwait\n',
+      { mode: 0o755 },
+    );
+    const log = new LogFile(join(dir, 'c.log'));
+    const uri = `binary://${logger}?dir=${encodeURIComponent(dir)}`;
+    const io = new ProcessIO({ stdin: '', stdout: uri, stderr: uri, terminal: false }, log);
+    await io.open('ns1', 'web');
+    const { stdout, stderr } = io.runtimeStdio();
+    const w1 = new Socket({ fd: dupCloexec(stdout as number), readable: false, writable: true });
+    const w2 = new Socket({ fd: dupCloexec(stderr as number), readable: false, writable: true });
+    io.started();
+    w1.end('logged out\n');
+    w2.end('logged err\n');
+    await io.drained();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await readFile(join(dir, 'out.ns1.web'), 'utf8')).toBe('logged out\n');
+    expect(await readFile(join(dir, 'err'), 'utf8')).toBe('logged err\n');
+    io.close();
+    log.close();
   });
 
   it('openStdin of "" is none', () => {
