@@ -1,6 +1,6 @@
 import type { Interceptor, StreamResponse, Transport, UnaryResponse } from '@connectrpc/connect';
 import { ConnectError } from '@connectrpc/connect';
-import { errorKind, fromConnectError, toConnectError } from './errors.js';
+import { errorKind, fromConnectError, toConnectError, Unavailable } from './errors.js';
 
 // Streaming responses fail lazily, while the caller iterates, so the mapping also wraps the
 // message iterable, not only the call.
@@ -30,8 +30,27 @@ function mapErrors(map: (e: unknown) => unknown): Interceptor {
 // original as `cause`), so a class converted inside an interceptor is found again there.
 function toClass(e: unknown): unknown {
   if (errorKind(e)) return e;
-  if (e instanceof ConnectError) return errorKind(e.cause) ? e.cause : fromConnectError(e);
+  if (e instanceof ConnectError) {
+    if (errorKind(e.cause)) return e.cause;
+    const dial = dialError(e.cause);
+    if (dial) return dial;
+    return fromConnectError(e);
+  }
   return e;
+}
+
+// connect reports a socket that cannot be dialed as Unknown; for a caller it is the server
+// being unavailable, which is also what a gRPC Go client would say.
+const DIAL_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EACCES', 'ENOTSOCK']);
+function dialError(cause: unknown): Unavailable | undefined {
+  if (!(cause instanceof Error)) return undefined;
+  const { code, syscall } = cause as NodeJS.ErrnoException;
+  if (syscall !== 'connect' || code === undefined || !DIAL_ERRORS.has(code)) return undefined;
+  const hint =
+    code === 'EACCES'
+      ? 'permission denied: run as a user that may use the socket'
+      : 'is the server running at this address?';
+  return new Unavailable(`${cause.message}: ${hint}`, { cause });
 }
 
 /**

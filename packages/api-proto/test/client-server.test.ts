@@ -16,6 +16,7 @@ import {
   NotFound,
   NotImplemented,
   ResourceExhausted,
+  Unavailable,
 } from '../src/errors.js';
 import { TaskOOMSchema } from '../src/event-types.js';
 import { EventsService } from '../src/events.js';
@@ -95,6 +96,20 @@ async function raw(path: string, url: string, headers: Record<string, string>, b
     session.close();
   }
 }
+
+describe('dialing', () => {
+  it('a missing socket is Unavailable with a hint', async () => {
+    const c = createClient(VersionService, {
+      address: join(tmpdir(), 'api-proto-missing.sock'),
+      timeoutMs: 2000,
+    });
+    const err = await c.version({}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Unavailable);
+    expect((err as Error).message).toMatch(
+      /^connect ENOENT .*api-proto-missing\.sock: is the server running at this address\?$/,
+    );
+  });
+});
 
 describe('socket addresses', () => {
   it('accepts unix:// URLs and plain paths', () => {
