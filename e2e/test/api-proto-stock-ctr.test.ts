@@ -1,18 +1,23 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { create } from '@bufbuild/protobuf';
 import type { Server } from '@ctrd/api-proto';
 import {
   createServer,
   NotFound,
   namespaceFromContext,
-  packJson,
   OCI_SPEC_URL,
+  packAny,
+  packJson,
   service,
+  toTimestamp,
 } from '@ctrd/api-proto';
 import { ContainersService } from '@ctrd/api-proto/containers';
+import { TaskExitSchema } from '@ctrd/api-proto/event-types';
+import { EventsService } from '@ctrd/api-proto/events';
 import { IntrospectionService } from '@ctrd/api-proto/introspection';
 import { NamespacesService } from '@ctrd/api-proto/namespaces';
 import { VersionService } from '@ctrd/api-proto/version';
@@ -28,6 +33,7 @@ const run = promisify(execFile);
 let dir: string;
 let server: Server;
 const seen: { method: string; namespace: string }[] = [];
+const subscribeFilters: string[][] = [];
 
 async function ctr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -65,6 +71,28 @@ beforeAll(async () => {
         },
         update: (req) => {
           throw new NotFound(`namespace ${JSON.stringify(req.namespace?.name)}`);
+        },
+      }),
+      service(EventsService, {
+        async *subscribe(req, ctx) {
+          subscribeFilters.push(req.filters);
+          const at = toTimestamp(new Date('2024-01-02T03:04:05Z'));
+          const exit = create(TaskExitSchema, {
+            containerId: 'web',
+            id: 'web',
+            pid: 42,
+            exitStatus: 137,
+            exitedAt: at,
+          });
+          yield {
+            timestamp: at,
+            namespace: 'default',
+            topic: '/tasks/exit',
+            event: packAny(TaskExitSchema, exit),
+          };
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
         },
       }),
       // Only List: ctr's `c ls` tries ListStream first and must fall back on Unimplemented.
@@ -134,6 +162,36 @@ describe('stock ctr against an @ctrd/api-proto server', () => {
       /^CONTAINER\s+IMAGE\s+RUNTIME\s*\nweb\s+docker\.io\/library\/busybox:latest\s+io\.containerd\.runc\.v2/,
     );
     expect(seen.map((s) => s.method)).toEqual(['C.List']);
+  });
+
+  it('ctr events decodes an Any with a bare type URL (containerd.events.TaskExit)', async () => {
+    const child = spawn(CTR, ['--address', server.socketPath, 'events', 'topic=="/tasks/exit"'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no event printed; stdout so far: ${out}`)), 10_000);
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`ctr events exited early with ${code}`)));
+      });
+      expect(out.trim()).toBe(
+        '2024-01-02 03:04:05 +0000 UTC default /tasks/exit ' +
+          '{"container_id":"web","id":"web","pid":42,"exit_status":137,"exited_at":"2024-01-02T03:04:05Z"}',
+      );
+      expect(subscribeFilters.at(-1)).toEqual(['topic=="/tasks/exit"']);
+    } finally {
+      // ctr events runs until interrupted; stop the one we started.
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('error classes reach ctr as gRPC codes with containerd-style messages', async () => {
