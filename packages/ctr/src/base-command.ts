@@ -89,6 +89,11 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     return this.#clients;
   }
 
+  /** Running as the real CLI (not under test): signal handlers and terminal modes are ours to set. */
+  protected get interactive(): boolean {
+    return this.io.stdin === process.stdin;
+  }
+
   /** Data: stdout. */
   protected out(text: string): void {
     this.io.stdout.write(text.endsWith('\n') || text === '' ? text : `${text}\n`);

@@ -10,7 +10,7 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
   static override summary = 'create a container (no task: start it with `ctr tasks start`)';
   static override description =
     'Flags end at the first argument, as in containerd ctr. Write `--` instead of an ID to have one generated (it is printed).';
-  static override aliases = aliasesOf('containers', ['create']);
+  static override hiddenAliases = aliasesOf('containers', ['create']);
   static override strict = false;
   static override stopAtFirstArg = true;
   static override args = {

@@ -6,7 +6,7 @@ import { containerJson } from '../../container-json.js';
 
 export default class ContainersInfo extends CtrCommand<typeof ContainersInfo> {
   static override summary = 'print a container as JSON, its OCI spec decoded';
-  static override aliases = aliasesOf('containers', ['info']);
+  static override hiddenAliases = aliasesOf('containers', ['info']);
   static override args = { id: Args.string({ required: true, description: 'container id' }) };
   static override flags = { spec: Flags.boolean({ summary: 'print only the OCI spec' }) };
 

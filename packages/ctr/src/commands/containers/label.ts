@@ -6,7 +6,7 @@ import { formatLabels, parseLabelArgs } from '../../labels.js';
 
 export default class ContainersLabel extends CtrCommand<typeof ContainersLabel> {
   static override summary = 'set and clear labels of a container (KEY= clears); prints the labels after';
-  static override aliases = aliasesOf('containers', ['label']);
+  static override hiddenAliases = aliasesOf('containers', ['label']);
   static override strict = false;
   static override args = { id: Args.string({ required: true, description: 'container id' }) };
   static override usage = '<%= command.id %> ID [KEY=VALUE...]';

@@ -8,7 +8,7 @@ import { listInScope } from '../../scope.js';
 
 export default class ContainersLs extends CtrCommand<typeof ContainersLs> {
   static override summary = 'list containers: CONTAINER  IMAGE  RUNTIME';
-  static override aliases = aliasesOf('containers', ['ls', 'list']);
+  static override hiddenAliases = aliasesOf('containers', ['ls', 'list']);
   static override strict = false;
   static override args = {
     filter: Args.string({ description: 'filters such as labels.app==web or runtime.name~=runc (ORed)' }),

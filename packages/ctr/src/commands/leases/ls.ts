@@ -16,7 +16,7 @@ export interface LeaseJson {
 
 export default class LeasesLs extends CtrCommand<typeof LeasesLs> {
   static override summary = 'list leases: ID  CREATED AT  LABELS';
-  static override aliases = aliasesOf('leases', ['ls', 'list']);
+  static override hiddenAliases = aliasesOf('leases', ['ls', 'list']);
   static override strict = false;
   static override args = {
     filter: Args.string({ description: 'filters such as id==x or labels.a==b (ORed)' }),

@@ -6,7 +6,7 @@ import { parseLabelArgs } from '../../labels.js';
 
 export default class NamespacesCreate extends CtrCommand<typeof NamespacesCreate> {
   static override summary = 'create a new namespace';
-  static override aliases = aliasesOf('namespaces', ['create', 'c']);
+  static override hiddenAliases = aliasesOf('namespaces', ['create', 'c']);
   static override strict = false;
   static override args = {
     name: Args.string({ required: true, description: 'namespace name' }),

@@ -6,7 +6,7 @@ import { formatLabels, parseLabelArgs } from '../../labels.js';
 
 export default class NamespacesLabel extends CtrCommand<typeof NamespacesLabel> {
   static override summary = 'set and clear labels of a namespace (KEY= clears); prints the labels after';
-  static override aliases = aliasesOf('namespaces', ['label']);
+  static override hiddenAliases = aliasesOf('namespaces', ['label']);
   static override strict = false;
   static override args = {
     name: Args.string({ required: true, description: 'namespace name' }),

@@ -11,7 +11,7 @@ export interface NamespaceJson {
 
 export default class NamespacesLs extends CtrCommand<typeof NamespacesLs> {
   static override summary = 'list namespaces';
-  static override aliases = aliasesOf('namespaces', ['ls', 'list']);
+  static override hiddenAliases = aliasesOf('namespaces', ['ls', 'list']);
   static override flags = { quiet: quietFlag, json: jsonFlag };
 
   async run(): Promise<void> {

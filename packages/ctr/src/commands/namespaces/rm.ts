@@ -7,7 +7,7 @@ import { describeError } from '../../errors.js';
 
 export default class NamespacesRm extends CtrCommand<typeof NamespacesRm> {
   static override summary = 'remove one or more namespaces (they must be empty)';
-  static override aliases = aliasesOf('namespaces', ['rm', 'remove']);
+  static override hiddenAliases = aliasesOf('namespaces', ['rm', 'remove']);
   static override strict = false;
   static override args = {
     name: Args.string({ required: true, description: 'namespace name' }),

@@ -1,0 +1,80 @@
+import { Args, Flags } from '@oclif/core';
+import { ContainersService } from '@ctrd/api-proto/containers';
+import { TasksService } from '@ctrd/api-proto/tasks';
+import { ProcessSession } from '../attach.js';
+import { CtrCommand } from '../base-command.js';
+import { containerFlags } from '../container-flags.js';
+import { createContainer, generateId } from '../container-create.js';
+import { sessionFlags } from '../session-flags.js';
+import { createTask } from '../task-create.js';
+
+export default class Run extends CtrCommand<typeof Run> {
+  static override summary = 'create a container and run its task; exits with the container’s status';
+  static override description =
+    'Flags end at the first argument, as in containerd ctr. Write `--` instead of an ID to have one ' +
+    'generated (printed on stderr, or stdout with -d).';
+  static override strict = false;
+  static override stopAtFirstArg = true;
+  static override args = { id: Args.string({ description: 'container id' }) };
+  static override usage = [
+    '<%= command.id %> --rootfs DIR [FLAGS] ID CMD [ARG...]',
+    '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
+  ];
+  static override examples = [
+    '<%= config.bin %> run --rm --rootfs /srv/busybox hello echo hi',
+    '<%= config.bin %> run -d --rootfs /srv/busybox --memory-limit 67108864 web httpd -f',
+  ];
+  static override flags = {
+    ...containerFlags,
+    ...sessionFlags,
+    rm: Flags.boolean({ summary: 'delete the container when the task has exited' }),
+  };
+
+  async run(): Promise<void> {
+    const generated = this.dashDashFirst;
+    const id = generated ? generateId() : this.args.id;
+    const args = generated
+      ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined)
+      : this.rest;
+    if (!id) this.usageError('give a container id, or `--` before the command to generate one');
+    if (args.length === 0) this.usageError('give the command to run after the container id');
+    if (this.flags.rm && this.flags.detach) this.usageError('--rm and --detach cannot be used together');
+    const container = await createContainer(this.clients, { ...this.flags, id, args });
+    if (generated) {
+      if (this.flags.detach) this.out(id);
+      else this.note(`container id ${id}`);
+    }
+    let status: number | undefined;
+    try {
+      const session = new ProcessSession(this.clients, this.io, {
+        containerId: id,
+        execId: '',
+        terminal: this.flags.tty,
+        detach: this.flags.detach,
+        nullIo: this.flags['null-io'],
+        fifoDir: this.flags['fifo-dir'],
+        handleSignals: this.interactive,
+      });
+      await session.create((stdio) => createTask(this.clients, container, stdio).then(() => undefined));
+      status = await session.run();
+      if (status !== undefined) await this.clients.get(TasksService).delete({ containerId: id });
+    } catch (err) {
+      if (this.flags.rm) await this.removeQuietly(id);
+      throw err;
+    }
+    if (this.flags.rm) await this.clients.get(ContainersService).delete({ id });
+    if (status !== undefined && status !== 0) this.exitWith(status);
+  }
+
+  /** After a failed start with --rm: leave nothing behind, but report the first error, not this one. */
+  private async removeQuietly(id: string): Promise<void> {
+    await this.clients
+      .get(TasksService)
+      .delete({ containerId: id })
+      .catch(() => undefined);
+    await this.clients
+      .get(ContainersService)
+      .delete({ id })
+      .catch(() => undefined);
+  }
+}
