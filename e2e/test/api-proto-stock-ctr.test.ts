@@ -15,11 +15,15 @@ import {
   service,
   toTimestamp,
 } from '@ctrd/api-proto';
+import { MetricsSchema as CgroupsV1Metrics } from '@ctrd/api-proto/cgroups/v1';
+import { MetricsSchema as CgroupsV2Metrics } from '@ctrd/api-proto/cgroups/v2';
 import { ContainersService } from '@ctrd/api-proto/containers';
 import { TaskExitSchema } from '@ctrd/api-proto/event-types';
 import { EventsService } from '@ctrd/api-proto/events';
 import { IntrospectionService } from '@ctrd/api-proto/introspection';
 import { NamespacesService } from '@ctrd/api-proto/namespaces';
+import { Status } from '@ctrd/api-proto/task-types';
+import { TasksService } from '@ctrd/api-proto/tasks';
 import { VersionService } from '@ctrd/api-proto/version';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -95,8 +99,41 @@ beforeAll(async () => {
           );
         },
       }),
-      // Only List: ctr's `c ls` tries ListStream first and must fall back on Unimplemented.
+      // Enough of Tasks for `ctr t metrics`: v1 metrics for "web", v2 for "web2".
+      service(TasksService, {
+        get: (req) => ({
+          process: { containerId: req.containerId, id: req.containerId, pid: 42, status: Status.RUNNING },
+        }),
+        metrics: (req) => {
+          const id = req.filters[0]?.replace(/^id==/, '') ?? '';
+          const data =
+            id === 'web2'
+              ? packAny(
+                  CgroupsV2Metrics,
+                  create(CgroupsV2Metrics, {
+                    pids: { current: 3n, limit: 100n },
+                    memory: { usage: 1048576n },
+                  }),
+                )
+              : packAny(
+                  CgroupsV1Metrics,
+                  create(CgroupsV1Metrics, {
+                    pids: { current: 3n, limit: 100n },
+                    memory: { usage: { usage: 1048576n, limit: 2097152n } },
+                  }),
+                );
+          return { metrics: [{ id, timestamp: toTimestamp(new Date('2024-01-02T03:04:05Z')), data }] };
+        },
+      }),
+      // Only List (and Get): ctr's `c ls` tries ListStream first and must fall back on Unimplemented.
       service(ContainersService, {
+        get: (req) => ({
+          container: {
+            id: req.id,
+            runtime: { name: 'io.containerd.runc.v2' },
+            spec: packJson(OCI_SPEC_URL, {}),
+          },
+        }),
         list: (_req, ctx) => {
           seen.push({ method: 'C.List', namespace: namespaceFromContext(ctx) });
           return {
@@ -192,6 +229,19 @@ describe('stock ctr against an @ctrd/api-proto server', () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
     }
+  });
+
+  it('ctr tasks metrics decodes cgroups v1 and v2 Metrics by their bare type URLs', async () => {
+    const v1 = await ctr('tasks', 'metrics', 'web');
+    expect(v1.code).toBe(0);
+    expect(v1.stdout).toMatch(/^ID\s+TIMESTAMP\s*\nweb\s+2024-01-02 03:04:05 \+0000 UTC/);
+    expect(v1.stdout).toMatch(/memory\.usage_in_bytes\s+1048576/);
+    expect(v1.stdout).toMatch(/memory\.limit_in_bytes\s+2097152/);
+    expect(v1.stdout).toMatch(/pids\.limit\s+100/);
+    const v2 = await ctr('tasks', 'metrics', 'web2');
+    expect(v2.code).toBe(0);
+    expect(v2.stdout).toMatch(/memory\.usage\s+1048576/);
+    expect(v2.stdout).toMatch(/pids\.current\s+3/);
   });
 
   it('error classes reach ctr as gRPC codes with containerd-style messages', async () => {
