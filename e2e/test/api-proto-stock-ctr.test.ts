@@ -131,7 +131,7 @@ beforeAll(async () => {
           container: {
             id: req.id,
             runtime: { name: 'io.containerd.runc.v2' },
-            spec: packJson(OCI_SPEC_URL, {}),
+            spec: packJson(OCI_SPEC_URL, { ociVersion: '1.0.2', process: { args: ['sh'] } }),
           },
         }),
         list: (_req, ctx) => {
@@ -229,6 +229,21 @@ describe('stock ctr against an @ctrd/api-proto server', () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
     }
+  });
+
+  it('ctr containers info decodes the OCI spec carried as JSON in an Any', async () => {
+    const r = await ctr('containers', 'info', 'web');
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout) as {
+      ID: string;
+      Runtime: { Name: string };
+      Spec: { ociVersion: string; process: { args: string[] } };
+    };
+    expect(info.ID).toBe('web');
+    expect(info.Runtime.Name).toBe('io.containerd.runc.v2');
+    // Go decodes into its Spec struct, so non-omitempty fields (user, cwd) appear as zero values.
+    expect(info.Spec.ociVersion).toBe('1.0.2');
+    expect(info.Spec.process.args).toEqual(['sh']);
   });
 
   it('ctr tasks metrics decodes cgroups v1 and v2 Metrics by their bare type URLs', async () => {
