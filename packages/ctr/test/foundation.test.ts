@@ -2,6 +2,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { VersionService } from '@ctrd/api-proto/version';
 import { describe, expect, it } from 'vitest';
 import { resolveAddress, resolveNamespace, socketPath } from '../src/address.js';
+import { hoistGlobalFlags } from '../src/argv.js';
 import { endFlagsAtFirstArg } from '../src/base-command.js';
 import { parseDuration } from '../src/duration.js';
 import { describeError, UsageError } from '../src/errors.js';
@@ -168,5 +169,35 @@ describe('ctr version', () => {
     const unknown = await runCtr(['version', '--frob'], { routes });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^ctr: nonexistent flag: --frob\nsee 'ctr version --help'\n$/);
+  });
+});
+
+describe('global flags before the command', () => {
+  const commands = new Set(['containers', 'c', 'c:ls', 'containers:ls', 'run', 'version']);
+  const isCommand = (id: string) => commands.has(id);
+
+  it('moves them after the command words, as containerd ctr users write them', () => {
+    expect(hoistGlobalFlags(['-n', 'k8s.io', 'c', 'ls', '-q'], isCommand)).toEqual([
+      'c',
+      'ls',
+      '-n',
+      'k8s.io',
+      '-q',
+    ]);
+    expect(hoistGlobalFlags(['--address=/x.sock', '--debug', 'run', '--rm', 'id', 'sh'], isCommand)).toEqual([
+      'run',
+      '--address=/x.sock',
+      '--debug',
+      '--rm',
+      'id',
+      'sh',
+    ]);
+    expect(hoistGlobalFlags(['-a', '/x', 'containers'], isCommand)).toEqual(['containers', '-a', '/x']);
+  });
+
+  it('leaves other orders alone and shows help for flags without a command', () => {
+    expect(hoistGlobalFlags(['c', 'ls', '-n', 'x'], isCommand)).toEqual(['c', 'ls', '-n', 'x']);
+    expect(hoistGlobalFlags(['-a', '/x'], isCommand)).toEqual([]);
+    expect(hoistGlobalFlags(['-a', '/x', 'frob'], isCommand)).toEqual(['frob', '-a', '/x']);
   });
 });

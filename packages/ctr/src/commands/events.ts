@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { isCanceled, toTimestamp } from '@ctrd/api-proto';
+import { isCanceled, isNotImplemented, toTimestamp } from '@ctrd/api-proto';
 import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { type Envelope, EventsService } from '@ctrd/api-proto/events';
 import { CtrCommand } from '../base-command.js';
@@ -59,6 +59,12 @@ export default class Events extends CtrCommand<typeof Events> {
       for await (const env of stream) this.print(env, all);
     } catch (err) {
       if (abort.signal.aborted || isCanceled(err)) return;
+      if (this.flags.since !== undefined && isNotImplemented(err)) {
+        throw new Error(
+          '--since: this daemon keeps no event history (ctrd serves EventHistory; containerd does not): drop --since',
+          { cause: err },
+        );
+      }
       throw err;
     } finally {
       process.off('SIGINT', stop);

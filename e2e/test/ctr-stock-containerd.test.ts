@@ -1,0 +1,194 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// Our ctr driving a real, stock containerd 1.6 (Debian's) on a private socket, root and state dir:
+// the CLI speaks containerd's wire API, not just ctrd's. No tasks are run here: the stock shim would
+// use /run/containerd, which tests must not touch.
+
+const CONTAINERD = '/usr/bin/containerd';
+const STOCK_CTR = '/usr/bin/ctr';
+const execFileP = promisify(execFile);
+const ctrBin = join(dirname(createRequire(import.meta.url).resolve('@ctrd/ctr/package.json')), 'bin/run.js');
+
+let dir: string;
+let socket: string;
+let daemon: ChildProcess | undefined;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function ctr(...args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [ctrBin, '-a', socket, ...args], {
+      timeout: 20_000,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
+  }
+}
+
+async function waitFor(path: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`containerd did not create ${path} within ${ms}ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ctr-stock-containerd-'));
+  socket = join(dir, 'containerd.sock');
+  await mkdir(join(dir, 'rootfs', 'etc'), { recursive: true });
+  const config = [
+    'version = 2',
+    `root = "${dir}/root"`,
+    `state = "${dir}/state"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", ' +
+      '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
+    '[grpc]',
+    `  address = "${socket}"`,
+    '[ttrpc]',
+    `  address = "${socket}.ttrpc"`,
+    '[debug]',
+    '  address = ""',
+    '[metrics]',
+    '  address = ""',
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = "${dir}/opt"`,
+  ].join('\n');
+  await writeFile(join(dir, 'config.toml'), `${config}\n`);
+  daemon = spawn(CONTAINERD, ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
+  await waitFor(socket, 10_000);
+}, 20_000);
+
+afterAll(async () => {
+  if (daemon?.pid !== undefined && daemon.exitCode === null) {
+    const exited = new Promise((resolve) => daemon?.once('exit', resolve));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('ctr against a stock containerd 1.6', () => {
+  it('version names the server', async () => {
+    const res = await ctr('version');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/Server:\n {2}Version: {2}1\.6\.\d+/);
+    const json = JSON.parse((await ctr('version', '--json')).stdout);
+    expect(json.server.uuid).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('namespaces create, label, ls and rm', async () => {
+    expect(await ctr('ns', 'create', 'e2e', 'team=a')).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect((await ctr('namespaces', 'label', 'e2e', 'tier=gold')).stdout).toBe('team=a,tier=gold\n');
+    const ls = await ctr('ns', 'ls');
+    expect(ls.stdout).toContain('e2e     team=a,tier=gold\n');
+    expect(await ctr('ns', 'rm', 'e2e')).toEqual({ code: 0, stdout: 'e2e\n', stderr: '' });
+    expect((await ctr('ns', 'ls', '-q')).stdout).not.toContain('e2e');
+  });
+
+  it('containers create, ls, info, label, rm; the stock ctr reads what we wrote', async () => {
+    const rootfs = join(dir, 'rootfs');
+    const created = await ctr(
+      '-n',
+      'web',
+      'containers',
+      'create',
+      '--rootfs',
+      rootfs,
+      '--env',
+      'A=1',
+      'app',
+      'sh',
+      '-c',
+      'echo hi',
+    );
+    expect(created).toEqual({ code: 0, stdout: '', stderr: '' });
+    const ls = await ctr('c', 'ls', '-n', 'web');
+    expect(ls).toEqual({
+      code: 0,
+      stdout: 'CONTAINER    IMAGE    RUNTIME\napp          -        io.containerd.runc.v2\n',
+      stderr: 'ctr: showing containers in namespace "web"; -n NAME or -A for others\n',
+    });
+    const empty = await ctr('c', 'ls');
+    expect(empty.stderr).toBe(
+      'ctr: no containers in namespace "default"; there are some in "web" (1): use -n NAME or -A\n',
+    );
+
+    const stock = await execFileP(STOCK_CTR, ['-a', socket, '-n', 'web', 'c', 'info', 'app']);
+    const info = JSON.parse(stock.stdout);
+    expect(info.Runtime.Name).toBe('io.containerd.runc.v2');
+    expect(info.Spec.root.path).toBe(rootfs);
+    expect(info.Spec.process.args).toEqual(['sh', '-c', 'echo hi']);
+    expect(info.Spec.process.env).toContain('A=1');
+    expect(info.Spec.linux.cgroupsPath).toBe('/web/app');
+
+    const ours = JSON.parse((await ctr('-n', 'web', 'c', 'info', 'app')).stdout);
+    expect(ours.spec).toEqual(info.Spec);
+    expect((await ctr('-n', 'web', 'c', 'label', 'app', 'role=api')).stdout).toBe('role=api\n');
+    expect(await ctr('-n', 'web', 'c', 'rm', 'app')).toEqual({ code: 0, stdout: '', stderr: '' });
+    const gone = await ctr('-n', 'web', 'c', 'info', 'app');
+    expect(gone).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'ctr: container "app" in namespace "web": not found\n',
+    });
+  });
+
+  it('events shows a create and a delete as they happen', async () => {
+    const child = spawn(process.execPath, [ctrBin, '-a', socket, 'events', '--json'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    try {
+      // Subscribe is live only: give the stream a moment to open before the events happen.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect((await ctr('c', 'create', '--rootfs', join(dir, 'rootfs'), 'ev', 'true')).code).toBe(0);
+      expect((await ctr('c', 'rm', 'ev')).code).toBe(0);
+      const deadline = Date.now() + 5000;
+      while (out.split('\n').filter(Boolean).length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      await exited;
+    }
+    const events = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(events.map((e) => [e.type, e.id, e.namespace])).toEqual([
+      ['containers/create', 'ev', 'default'],
+      ['containers/delete', 'ev', 'default'],
+    ]);
+    expect(events[0].event).toEqual({ id: 'ev', runtime: { name: 'io.containerd.runc.v2' } });
+    expect(child.exitCode).toBe(0);
+  });
+
+  it('explains that --since needs ctrd', async () => {
+    const res = await ctr('events', '--since', '1m');
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('ctr: --since: this daemon keeps no event history');
+  });
+});
