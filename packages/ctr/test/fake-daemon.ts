@@ -10,6 +10,7 @@ import {
 } from '@ctrd/api-proto/containers';
 import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { type Envelope, EnvelopeSchema, EventsService } from '@ctrd/api-proto/events';
+import { type Image, ImageSchema, ImagesService } from '@ctrd/api-proto/images';
 import { LeasesService } from '@ctrd/api-proto/leases';
 import { NamespacesService } from '@ctrd/api-proto/namespaces';
 import { VersionService } from '@ctrd/api-proto/version';
@@ -27,6 +28,7 @@ export class FakeDaemon {
   /** Sent by Events.Subscribe (then the stream ends) and recorded for EventHistory.Replay. */
   events: Envelope[] = [];
   history: Envelope[] = [];
+  images = new Map<string, Map<string, Image>>();
   calls: string[] = [];
   subscribeFilters: string[][] = [];
   replayRequests: { since?: Date; filters: string[]; follow: boolean }[] = [];
@@ -167,6 +169,25 @@ export class FakeDaemon {
         const ns = this.ns(ctx, 'Containers.delete');
         if (!containersOf(ns).delete(req.id)) throw notFound(req.id, ns);
         return {};
+      },
+    });
+    router.service(ImagesService, {
+      list: (req, ctx) => {
+        const ns = this.ns(ctx, `Images.list ${req.filters.join(' ')}`);
+        return { images: [...(this.images.get(ns)?.values() ?? [])] };
+      },
+      create: (req, ctx) => {
+        const ns = this.ns(ctx, 'Images.create');
+        const image = create(ImageSchema, req.image);
+        let map = this.images.get(ns);
+        if (!map) {
+          map = new Map();
+          this.images.set(ns, map);
+        }
+        if (map.has(image.name))
+          throw new ConnectError(`image "${image.name}": already exists`, Code.AlreadyExists);
+        map.set(image.name, image);
+        return { image };
       },
     });
     router.service(LeasesService, {

@@ -1,11 +1,11 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import { Code, type ConnectRouter, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import { packAny, toTimestamp } from '@ctrd/api-proto';
 import { MetricsSchema as V2MetricsSchema } from '@ctrd/api-proto/cgroups/v2';
-import { ProcessDetailsSchema } from '@ctrd/api-proto/runc-options';
+import { CheckpointOptionsSchema, ProcessDetailsSchema } from '@ctrd/api-proto/runc-options';
 import { Status } from '@ctrd/api-proto/task-types';
 import { TasksService } from '@ctrd/api-proto/tasks';
 
@@ -50,6 +50,10 @@ let nextPid = 4000;
 export class FakeTasks {
   procs = new Map<string, FakeProc>();
   calls: string[] = [];
+  /** The stdio of each Tasks.Create, as sent. */
+  created: { stdin: string; stdout: string; stderr: string; terminal: boolean }[] = [];
+  checkpoints: { containerId: string; options: unknown }[] = [];
+  checkpointError: string | undefined;
   program: FakeProgram = async (io) => {
     io.stdout?.write(`ran ${io.args.join(' ')}\n`);
     return 0;
@@ -151,6 +155,7 @@ export class FakeTasks {
           throw new ConnectError(`task ${req.containerId}: already exists`, Code.AlreadyExists);
         }
         const { stdin, stdout, stderr, terminal } = req;
+        this.created.push({ stdin, stdout, stderr, terminal });
         this.open(
           ns,
           req.containerId,
@@ -265,6 +270,24 @@ export class FakeTasks {
               pid: p.pid,
               info: packAny(ProcessDetailsSchema, create(ProcessDetailsSchema, { execId: p.execId })),
             })),
+          ],
+        };
+      },
+      checkpoint: (req, ctx) => {
+        const ns = this.ns(ctx, 'checkpoint');
+        this.find(ns, req.containerId);
+        if (this.checkpointError) throw new ConnectError(this.checkpointError, Code.Unknown);
+        this.checkpoints.push({
+          containerId: req.containerId,
+          options: req.options ? fromBinary(CheckpointOptionsSchema, req.options.value) : undefined,
+        });
+        return {
+          descriptors: [
+            {
+              mediaType: 'application/vnd.containerd.container.criu.checkpoint.criu.tar',
+              digest: `sha256:${'a'.repeat(64)}`,
+              size: 1024n,
+            },
           ],
         };
       },

@@ -31,6 +31,8 @@ export interface RunOptions {
   routes?: (router: ConnectRouter) => void;
   env?: Record<string, string | undefined>;
   stdin?: string;
+  /** Gives stdout a terminal size, as a tty would have. */
+  size?: { columns: number; rows: number };
 }
 
 interface CommandClass {
@@ -62,6 +64,7 @@ export async function runCtr(words: string[], options: RunOptions = {}): Promise
   Cmd.id = found.id;
   const stdout = new Capture();
   const stderr = new Capture();
+  if (options.size) Object.assign(stdout, options.size);
   const cmd = new Cmd(words.slice(used), cfg);
   const code = await cmd.execute({
     stdout,

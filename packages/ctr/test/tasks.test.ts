@@ -80,6 +80,22 @@ describe('ctr run', () => {
     expect(ls.stdout).toBe(`TASK            PID     STATUS\n${id}    ${proc?.pid}    RUNNING\n`);
   });
 
+  it('-t asks for a terminal: stdin and stdout fifos only, and the pty sized like ours', async () => {
+    t.program = async (io) => {
+      io.stdout?.write('# ');
+      return 0;
+    };
+    const res = await runCtr(['run', '--fifo-dir', fifoDir, '--rm', '-t', '--rootfs', rootfs, 'sh1', 'sh'], {
+      routes,
+      size: { columns: 120, rows: 40 },
+    });
+    expect(res).toEqual({ code: 0, stdout: '# ', stderr: '' });
+    expect(t.calls).toContain('Tasks.resizePty 120x40 default');
+    expect(t.created[0]).toMatchObject({ terminal: true, stderr: '' });
+    expect(t.created[0]?.stdin).toMatch(/sh1-stdin$/);
+    expect(t.created[0]?.stdout).toMatch(/sh1-stdout$/);
+  });
+
   it('refuses --rm with -d and a missing command', async () => {
     expect((await run(['--rm', '-d', '--rootfs', rootfs, 'x', 'true'])).code).toBe(2);
     const none = await run(['--rootfs', rootfs, 'x']);
