@@ -338,8 +338,9 @@ describe('ctrd-shim with real runc', () => {
     expect(m.memory?.usage?.usage).toBeGreaterThan(0n);
 
     await expect(tasks.delete({ id: 'svc' })).rejects.toSatisfy(isFailedPrecondition);
-    await tasks.kill({ id: 'svc', signal: 15 });
-    expect((await tasks.wait({ id: 'svc' })).exitStatus).toBe(143);
+    // sleep is the pid namespace's init and ignores SIGTERM.
+    await tasks.kill({ id: 'svc', signal: 9 });
+    expect((await tasks.wait({ id: 'svc' })).exitStatus).toBe(137);
     await tasks.delete({ id: 'svc' });
   }, 40_000);
 

@@ -1,0 +1,207 @@
+import { execFile } from 'node:child_process';
+import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { create } from '@bufbuild/protobuf';
+import { OCI_LINUX_RESOURCES_URL, OCI_PROCESS_URL, packJson } from '@ctrd/api-proto';
+import {
+  CheckpointTaskRequestSchema,
+  CreateTaskRequestSchema,
+  ExecProcessRequestSchema,
+  KillRequestSchema,
+  UpdateTaskRequestSchema,
+} from '@ctrd/api-proto/shim';
+import { Status } from '@ctrd/api-proto/task-types';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseStat, Reaper } from '../src/reaper.js';
+import { TaskManager } from '../src/task-manager.js';
+import { buildBusyboxRootfs, mountsUnder, writeBundle } from './support/busybox.js';
+import { cliRuntime } from './support/cli-runtime.js';
+import { becomeSubreaper, testWaitPid } from './support/libc.js';
+
+// The TaskManager in this process against real runc and real busybox containers: real pipes, real
+// reaping of reparented container processes, real rootfs bind mounts. This process is the
+// subreaper, as the shim is. (The ctrd-shim program itself is tested in e2e/test/shim-tasks.test.ts.)
+
+const run = promisify(execFile);
+const NS = 'tm';
+let dir: string;
+let root: string;
+let rootfs: string;
+let reaper: Reaper;
+let m: TaskManager;
+const events: Array<{ topic: string; msg: { containerId?: string } }> = [];
+const ids: string[] = [];
+
+function zombieChildren(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const s = parseStat(readFileSync(`/proc/${name}/stat`, 'latin1'));
+      if (s?.state === 'Z' && s.ppid === process.pid) out.push(Number(name));
+    } catch {}
+  }
+  return out;
+}
+
+async function newTask(id: string, args: string[], io: { stdout?: string } = {}): Promise<string> {
+  const bundle = join(dir, 'bundles', id);
+  await writeBundle(bundle, args, `/ctrd-shim-test/${id}`);
+  ids.push(id);
+  await m.create(
+    NS,
+    create(CreateTaskRequestSchema, {
+      id,
+      bundle,
+      rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }],
+      stdout: io.stdout ?? '',
+    }),
+  );
+  return bundle;
+}
+
+const topicsOf = (id: string) => events.filter((e) => e.msg.containerId === id).map((e) => e.topic);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'shim-runc-'));
+  root = join(dir, 'runc');
+  rootfs = join(dir, 'rootfs');
+  await mkdir(root);
+  await buildBusyboxRootfs(rootfs);
+  becomeSubreaper();
+  reaper = new Reaper({ waitPid: testWaitPid });
+  reaper.start();
+  m = new TaskManager({
+    runtime: cliRuntime(root),
+    reaper,
+    publish: (_ns, topic, _schema, msg) => events.push({ topic, msg: msg as { containerId?: string } }),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  for (const id of ids) await run('runc', ['--root', root, 'delete', '--force', id]).catch(() => {});
+  m.closeAll();
+  const mi = readFileSync('/proc/self/mountinfo', 'utf8');
+  for (const mp of mountsUnder(dir, mi).reverse()) await run('umount', ['-l', mp]).catch(() => {});
+  reaper.stop();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('tasks on real runc', () => {
+  it('create/start/wait gives exit code 3, output in the log file, and the exit file', async () => {
+    const bundle = await newTask('three', ['sh', '-c', 'echo hello; echo oops >&2; exit 3']);
+    expect(m.state(NS, 'three', '').status).toBe(Status.CREATED);
+    const w = m.wait(NS, 'three', '');
+    await m.start(NS, 'three', '');
+    const exit = await w;
+    expect(exit.exitStatus).toBe(3);
+    const log = (await readFile(join(bundle, 'container.log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(log.map((r) => `${r.stream}:${r.log}`).sort()).toEqual(['stderr:oops\n', 'stdout:hello\n']);
+    expect(JSON.parse(await readFile(join(bundle, 'exit.json'), 'utf8'))).toMatchObject({ exit_status: 3 });
+    expect((await m.delete(NS, 'three', '')).exitStatus).toBe(3);
+    expect(topicsOf('three')).toEqual(['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+    expect(mountsUnder(bundle, readFileSync('/proc/self/mountinfo', 'utf8'))).toEqual([]);
+  }, 30_000);
+
+  it('two tasks keep their own exit codes; SIGKILL is 137', async () => {
+    await newTask('a', ['sh', '-c', 'sleep 0.2; exit 7']);
+    await newTask('b', ['sleep', '1000']);
+    const wa = m.wait(NS, 'a', '');
+    const wb = m.wait(NS, 'b', '');
+    await m.start(NS, 'a', '');
+    await m.start(NS, 'b', '');
+    expect((await wa).exitStatus).toBe(7);
+    expect(m.state(NS, 'b', '').status).toBe(Status.RUNNING);
+    await m.kill(NS, create(KillRequestSchema, { id: 'b', signal: 9 }));
+    expect((await wb).exitStatus).toBe(137);
+    await m.delete(NS, 'a', '');
+    await m.delete(NS, 'b', '');
+    expect(zombieChildren()).toEqual([]);
+  }, 30_000);
+
+  it('exec to a fifo, pids with exec details, pause/resume, update, checkpoint error', async () => {
+    await newTask('svc', ['sleep', '1000']);
+    await m.start(NS, 'svc', '');
+    const fifo = join(dir, 'exec.out');
+    await run('mkfifo', [fifo]);
+    const reader = createReadStream(fifo);
+    const chunks: Buffer[] = [];
+    reader.on('data', (c) => chunks.push(c as Buffer));
+    const ended = new Promise<void>((r) => reader.on('end', () => r()));
+    await m.exec(
+      NS,
+      create(ExecProcessRequestSchema, {
+        id: 'svc',
+        execId: 'e1',
+        stdout: fifo,
+        spec: packJson(OCI_PROCESS_URL, {
+          args: ['sh', '-c', 'echo from-exec; sleep 0.5; exit 4'],
+          cwd: '/',
+          env: ['PATH=/bin'],
+          user: { uid: 0, gid: 0 },
+        }),
+      }),
+    );
+    const w = m.wait(NS, 'svc', 'e1');
+    const execPid = await m.start(NS, 'svc', 'e1');
+    const pids = await m.pids(NS, 'svc');
+    expect(pids.map((p) => p.pid)).toContain(execPid);
+    expect(pids.find((p) => p.pid === execPid)?.info?.typeUrl).toBe('containerd.runc.v1.ProcessDetails');
+    expect((await w).exitStatus).toBe(4);
+    await ended;
+    expect(Buffer.concat(chunks).toString()).toBe('from-exec\n');
+    await m.delete(NS, 'svc', 'e1');
+
+    await m.pause(NS, 'svc');
+    expect(m.state(NS, 'svc', '').status).toBe(Status.PAUSED);
+    await m.resume(NS, 'svc');
+    expect(m.state(NS, 'svc', '').status).toBe(Status.RUNNING);
+
+    await m.update(
+      NS,
+      create(UpdateTaskRequestSchema, {
+        id: 'svc',
+        resources: packJson(OCI_LINUX_RESOURCES_URL, { pids: { limit: 77 } }),
+      }),
+    );
+    expect(readFileSync('/sys/fs/cgroup/pids/ctrd-shim-test/svc/pids.max', 'utf8').trim()).toBe('77');
+
+    const err = await m
+      .checkpoint(NS, create(CheckpointTaskRequestSchema, { id: 'svc', path: join(dir, 'ckpt') }))
+      .catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/task svc: checkpoint: .*criu/i);
+
+    // sleep is the pid namespace's init: it ignores SIGTERM, so SIGKILL.
+    await m.kill(NS, create(KillRequestSchema, { id: 'svc', signal: 9 }));
+    expect((await m.wait(NS, 'svc', '')).exitStatus).toBe(137);
+    await m.delete(NS, 'svc', '');
+    expect(topicsOf('svc')).toEqual([
+      '/tasks/create',
+      '/tasks/start',
+      '/tasks/exec-added',
+      '/tasks/exec-started',
+      '/tasks/exit',
+      '/tasks/paused',
+      '/tasks/resumed',
+      '/tasks/exit',
+      '/tasks/delete',
+    ]);
+  }, 40_000);
+
+  it('deleting a created task kills runc init and leaves nothing', async () => {
+    await newTask('never', ['true']);
+    const r = await m.delete(NS, 'never', '');
+    expect(r.pid).toBeGreaterThan(0);
+    const { stdout } = await run('runc', ['--root', root, 'list', '--format', 'json']);
+    expect(JSON.parse(stdout.trim() || 'null') ?? []).toEqual([]);
+    expect(zombieChildren()).toEqual([]);
+    expect(mountsUnder(join(dir, 'bundles'), readFileSync('/proc/self/mountinfo', 'utf8'))).toEqual([]);
+  }, 30_000);
+});
