@@ -67,6 +67,13 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
       { flags: ctor.flags, baseFlags: ctor.baseFlags, args, strict: ctor.strict, enableJsonFlag: false },
       argv,
     );
+    // oclif lets unknown flags through as arguments when a command takes a variable number of them.
+    const unknown = (parsed as { nonExistentFlags?: string[] }).nonExistentFlags ?? [];
+    if (unknown.length > 0) {
+      const id = this.id ?? ctor.id;
+      const hint = id ? `\nsee '${this.config?.bin ?? 'ctr'} ${id.replaceAll(':', ' ')} --help'` : '';
+      throw new UsageError(`nonexistent flag${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}${hint}`);
+    }
     this.flags = parsed.flags as CtrFlags<T>;
     this.args = parsed.args as CtrArgs<T>;
     const declared = Object.keys(ctor.args ?? {}).length;

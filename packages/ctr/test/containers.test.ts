@@ -231,6 +231,17 @@ describe('ctr containers ls / info / label / rm', () => {
     expect(res).toEqual({ code: 0, stdout: 'tier=db\n', stderr: '' });
   });
 
+  it('rejects unknown flags even where any number of arguments is allowed', async () => {
+    const d = daemon();
+    const res = await runCtr(['c', 'rm', '--frob', 'a'], { routes: d.routes });
+    expect(res).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "ctr: nonexistent flag: --frob\nsee 'ctr c rm --help'\n",
+    });
+    expect(d.containers.get('default')?.has('a')).toBe(true);
+  });
+
   it('rm deletes each container and reports the ones it could not', async () => {
     const d = daemon();
     const res = await runCtr(['c', 'rm', 'a', 'ghost', 'redis'], { routes: d.routes });
