@@ -15,6 +15,7 @@ import {
 } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OomWatcher } from '../src/oom-watcher.js';
 import { parseStat, Reaper } from '../src/reaper.js';
 import { TaskManager } from '../src/task-manager.js';
 import { buildBusyboxRootfs, mountsUnder, writeBundle } from './support/busybox.js';
@@ -47,9 +48,14 @@ function zombieChildren(): number[] {
   return out;
 }
 
-async function newTask(id: string, args: string[], io: { stdout?: string } = {}): Promise<string> {
+async function newTask(
+  id: string,
+  args: string[],
+  io: { stdout?: string } = {},
+  resources?: Record<string, unknown>,
+): Promise<string> {
   const bundle = join(dir, 'bundles', id);
-  await writeBundle(bundle, args, `/ctrd-shim-test/${id}`);
+  await writeBundle(bundle, args, `/ctrd-shim-test/${id}`, resources);
   ids.push(id);
   await m.create(
     NS,
@@ -77,6 +83,7 @@ beforeAll(async () => {
   m = new TaskManager({
     runtime: cliRuntime(root),
     reaper,
+    oom: new OomWatcher(),
     publish: (_ns, topic, _schema, msg) => events.push({ topic, msg: msg as { containerId?: string } }),
   });
 }, 60_000);
@@ -194,6 +201,29 @@ describe('tasks on real runc', () => {
       '/tasks/delete',
     ]);
   }, 40_000);
+
+  it('an OOM kill yields /tasks/oom before /tasks/exit', async () => {
+    // dd allocates its 64 MiB block up front, far over the 16 MiB limit.
+    await newTask(
+      'hog',
+      ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'],
+      {},
+      {
+        memory: { limit: 16 * 1024 * 1024, swap: 16 * 1024 * 1024 },
+      },
+    );
+    const w = m.wait(NS, 'hog', '');
+    await m.start(NS, 'hog', '');
+    expect((await w).exitStatus).toBe(137);
+    await m.delete(NS, 'hog', '');
+    expect(topicsOf('hog')).toEqual([
+      '/tasks/create',
+      '/tasks/start',
+      '/tasks/oom',
+      '/tasks/exit',
+      '/tasks/delete',
+    ]);
+  }, 30_000);
 
   it('deleting a created task kills runc init and leaves nothing', async () => {
     await newTask('never', ['true']);

@@ -19,13 +19,19 @@ export async function buildBusyboxRootfs(path: string): Promise<void> {
 }
 
 /** A bundle (config.json from `runc spec`, edited) whose rootfs/ the shim mounts at Create. */
-export async function writeBundle(bundle: string, args: string[], cgroupsPath: string): Promise<void> {
+export async function writeBundle(
+  bundle: string,
+  args: string[],
+  cgroupsPath: string,
+  resources?: Record<string, unknown>,
+): Promise<void> {
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   await run('runc', ['spec'], { cwd: bundle });
   const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8'));
   spec.process.args = args;
   spec.process.terminal = false;
   spec.linux.cgroupsPath = cgroupsPath;
+  if (resources) spec.linux.resources = { ...spec.linux.resources, ...resources };
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
 }
 
