@@ -8,6 +8,7 @@ import type { Clients } from './clients.js';
 import { UsageError } from './errors.js';
 import { parseLabelArgs } from './labels.js';
 import { buildSpec, type OciSpec } from './oci-spec.js';
+import { checkId } from './identifiers.js';
 
 export interface CreateInput {
   id: string;
@@ -66,6 +67,7 @@ export function specFor(namespace: string, input: CreateInput, rootfs: string): 
 
 /** Containers.Create with an OCI spec built like containerd's ctr builds it (a JSON Any). */
 export async function createContainer(clients: Clients, input: CreateInput): Promise<Container> {
+  checkId(input.id, 'container');
   const rootfs = resolveRootfs(input.rootfs);
   const spec = specFor(clients.namespace, input, rootfs);
   const labels = Object.fromEntries(

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import { checkId } from './identifiers.js';
 
 const run = promisify(execFile);
 
@@ -48,6 +49,7 @@ export class FifoSet {
   }
 
   static async create(id: string, options: FifoOptions, signal?: AbortSignal): Promise<FifoSet> {
+    checkId(id, 'process');
     const dir = await makeTempDir(options.fifoDir ?? DEFAULT_FIFO_DIR);
     const paths: FifoPaths = {
       dir,

@@ -64,3 +64,15 @@ describe('ctr logs', () => {
     });
   });
 });
+
+describe('ids that would escape the state dir', () => {
+  it('are refused before any file is read', async () => {
+    const res = await runCtr(['logs', '../../etc'], {
+      routes: new FakeDaemon().routes,
+      env: { CTRD_STATE_DIR: state },
+    });
+    expect(res.code).toBe(2);
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toMatch(/^ctr: container "\.\.\/\.\.\/etc": identifier must be letters and digits/);
+  });
+});

@@ -5,6 +5,7 @@ import { CtrCommand } from '../base-command.js';
 import { fileId, LOG_FILE_NAME, type LogRecord, readFrom } from '../log-reader.js';
 import { findTask, isLive } from '../tasks-api.js';
 import { parseSince } from '../time.js';
+import { checkId } from '../identifiers.js';
 
 export const DEFAULT_STATE_DIR = '/run/ctrd';
 
@@ -33,7 +34,8 @@ export default class Logs extends CtrCommand<typeof Logs> {
   };
 
   async run(): Promise<void> {
-    const id = this.args.id;
+    const id = checkId(this.args.id, 'container');
+    checkId(this.clients.namespace, 'namespace');
     const stateDir = this.flags['state-dir'] ?? this.io.env.CTRD_STATE_DIR ?? DEFAULT_STATE_DIR;
     const path = join(stateDir, 'bundles', this.clients.namespace, id, LOG_FILE_NAME);
     const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since).getTime();
