@@ -1,2 +1,34 @@
-// Public entry of @ctrd/daemon. Filled in by its issue; see README.md.
-export {};
+// Public entry of @ctrd/daemon: the daemon as a library, its plugin model and local services.
+
+export type { BuiltinOptions } from './builtin-plugins.js';
+export { builtinPlugins } from './builtin-plugins.js';
+export type { Command } from './cli.js';
+export { defaultConfigToml, parseCommandLine, USAGE, UsageError } from './cli.js';
+export type { Config } from './config.js';
+export {
+  configToToml,
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  loadConfigFile,
+  parseConfigToml,
+} from './config.js';
+export type { Daemon, DaemonOptions } from './daemon.js';
+export { startDaemon } from './daemon.js';
+export { formatDuration, parseDuration } from './duration.js';
+export type { PluginContext, PluginInstance, PluginRecord, PluginRegistration, PluginSet } from './plugin.js';
+export { initPlugins, orderPlugins, PluginType } from './plugin.js';
+export type { RootLock } from './root-lock.js';
+export { lockRoot } from './root-lock.js';
+export { containersService, LocalContainers, validateContainer } from './services/containers.js';
+export { eventHistoryService, eventsService } from './services/events.js';
+export type { ExchangeOptions, ExchangeStats } from './services/exchange.js';
+export { Exchange, validateTopic } from './services/exchange.js';
+export { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
+export { EXPIRE_LABEL, generateLeaseId, LocalLeases, leasesService } from './services/leases.js';
+export { LocalNamespaces, namespacesService } from './services/namespaces.js';
+export { tasksPlaceholderService } from './services/tasks-placeholder.js';
+export { REVISION, VERSION, versionService } from './services/version.js';
+export type { MetaStoreOptions } from './store/meta-store.js';
+export { MetaStore, migrate } from './store/meta-store.js';
+export type { Migration } from './store/migrations.js';
+export { migrations, NAMESPACE_BLOCKING_TABLES } from './store/migrations.js';

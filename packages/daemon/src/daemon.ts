@@ -1,0 +1,111 @@
+import { chown } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createServer, InvalidArgument, type Logger, type Server, silentLogger } from '@ctrd/api-proto';
+import { builtinPlugins } from './builtin-plugins.js';
+import { callLogger } from './call-logger.js';
+import type { Config } from './config.js';
+import { listenPath, prepareDirs } from './dirs.js';
+import { initPlugins, type PluginRegistration, type PluginSet, PluginType } from './plugin.js';
+import { lockRoot } from './root-lock.js';
+import type { LocalContainers } from './services/containers.js';
+import type { Exchange } from './services/exchange.js';
+
+// The daemon as a library: lock the root, load plugins, serve them on the socket. Stopping it
+// closes the socket and the store; containers are never touched (they belong to their shims).
+
+export interface DaemonOptions {
+  logger?: Logger | undefined;
+  signal?: AbortSignal | undefined;
+  /** Registrations added after the built-in ones (tasks, content, images, ...). */
+  plugins?: readonly PluginRegistration[] | undefined;
+  leaseSweepMs?: number | undefined;
+}
+
+export interface Daemon {
+  readonly server: Server;
+  readonly plugins: PluginSet;
+  /** Stops accepting calls, lets in-flight ones finish (up to graceMs), closes plugins and the lock. */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  const log = opts.logger ?? silentLogger;
+  const socket = listenPath(config.listen);
+  const gid = config.socketGroup === '' ? undefined : resolveGroup(config.socketGroup);
+  await prepareDirs(config.root, config.stateDir, socket);
+  const lock = lockRoot(config.root);
+  let plugins: PluginSet | undefined;
+  let stopMetrics: (() => void) | undefined;
+  try {
+    plugins = await initPlugins(
+      [...builtinPlugins({ root: config.root, leaseSweepMs: opts.leaseSweepMs }), ...(opts.plugins ?? [])],
+      { config, logger: log, rootDir: config.root, stateDir: config.stateDir },
+      opts.signal,
+    );
+    const server = await createServer({
+      socketPath: socket,
+      mode: 0o660,
+      logger: log,
+      services: plugins.services,
+      interceptors: config.debug ? [callLogger(log)] : [],
+      signal: opts.signal,
+    });
+    if (gid !== undefined) await chown(socket, -1, gid);
+    stopMetrics = startMetricsReport(config, plugins, log);
+    log.info({ socket, root: config.root, state: config.stateDir }, 'ctrd serving');
+    const set = plugins;
+    let closing: Promise<void> | undefined;
+    return {
+      server,
+      plugins: set,
+      close(closeOpts) {
+        closing ??= (async () => {
+          stopMetrics?.();
+          await server.close({ graceMs: closeOpts?.graceMs ?? 10_000 });
+          await set.close();
+          lock.release();
+          log.info({}, 'ctrd stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    stopMetrics?.();
+    await plugins?.close();
+    lock.release();
+    throw e;
+  }
+}
+
+function resolveGroup(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === group);
+  const gid = line?.split(':')[2];
+  if (gid === undefined) throw new InvalidArgument(`socket_group "${group}": no such group in /etc/group`);
+  return Number(gid);
+}
+
+// The periodic report until @ctrd/metrics' timers are wired in: counters the daemon already has.
+function startMetricsReport(config: Config, plugins: PluginSet, log: Logger): (() => void) | undefined {
+  if (config.metricsInterval <= 0) return undefined;
+  const timer = setInterval(() => {
+    const ex = plugins.get<Exchange>(PluginType.Event, 'exchange').stats();
+    const containers = plugins.get<LocalContainers>(PluginType.Service, 'containers-service').count();
+    const mem = process.memoryUsage();
+    log.info(
+      {
+        metrics: {
+          containers,
+          events: ex.published,
+          'events-subscribers': ex.subscribers,
+          heap: mem.heapUsed,
+        },
+      },
+      'metrics',
+    );
+  }, config.metricsInterval);
+  timer.unref();
+  return () => clearInterval(timer);
+}
