@@ -66,7 +66,6 @@ export class ProcessSession {
       this.#fifos = undefined;
       throw err;
     }
-    this.#fifos?.attached();
   }
 
   /** Starts the process; unless detached, waits for it and resolves to its exit status. */
@@ -82,6 +81,8 @@ export class ProcessSession {
     try {
       this.#copy();
       this.pid = (await tasks.start({ containerId, execId })).pid;
+      // Shims open an init's fifos in Create but an exec's only in Start: from here on both are open.
+      this.#fifos?.attached();
       this.#control();
       const res = await waited;
       await this.#drain();

@@ -33,7 +33,7 @@ export interface FifoOptions {
  * paths go into Tasks.Create/Exec, opened here before the call so the shim's opens never block.
  *
  * Output fifos: a non-blocking reader, plus a writer we hold until the shim has opened its end
- * (`attached()`); after that the reader sees EOF exactly when the shim closes its side, so every byte
+ * (`attached()`, after Start: containerd's shim opens an exec's fifos only then); after that the reader sees EOF exactly when the shim closes its side, so every byte
  * the process wrote is read before ctr exits. stdin is opened O_RDWR (never blocks, never EOF while
  * held) and closed when our input ends.
  */
@@ -89,7 +89,7 @@ export class FifoSet {
     return new Socket({ fd, readable: true, writable: false });
   }
 
-  /** The shim has opened its ends (Tasks.Create/Exec returned): output may now reach EOF. */
+  /** The shim has opened its ends (Tasks.Start returned): output may now reach EOF. */
   attached(): void {
     for (const fd of this.#holders.splice(0)) closeSync(fd);
   }

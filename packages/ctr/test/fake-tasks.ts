@@ -107,6 +107,14 @@ export class FakeTasks {
       kill,
       killed,
     };
+    // Like containerd's shim (and ctrd's): an init's fifos are opened in Create, an exec's in Start.
+    if (execId === '') this.openIo(proc);
+    this.procs.set(this.key(ns, containerId, execId), proc);
+    return proc;
+  }
+
+  private openIo(proc: FakeProc): void {
+    const paths = proc.paths;
     const output = (path: string) =>
       path
         ? new Socket({ fd: openSync(path, constants.O_RDWR | constants.O_NONBLOCK), readable: false })
@@ -124,11 +132,10 @@ export class FakeTasks {
         reader.on('error', () => resolve(Buffer.concat(chunks).toString()));
       });
     }
-    this.procs.set(this.key(ns, containerId, execId), proc);
-    return proc;
   }
 
   private start(proc: FakeProc): void {
+    if (proc.execId !== '') this.openIo(proc);
     proc.pid = nextPid++;
     proc.status = Status.RUNNING;
     void this.program({
@@ -173,9 +180,11 @@ export class FakeTasks {
         this.open(ns, req.containerId, req.execId, { stdin, stdout, stderr, terminal }, spec.args);
         return {};
       },
-      start: (req, ctx) => {
+      start: async (req, ctx) => {
         const ns = this.ns(ctx, `start${req.execId ? ` ${req.execId}` : ''}`);
         const proc = this.find(ns, req.containerId, req.execId);
+        // runc takes a while: a client that let go of its fifos before Start would see EOF here.
+        await new Promise((resolve) => setTimeout(resolve, 30));
         this.start(proc);
         return { pid: proc.pid };
       },
