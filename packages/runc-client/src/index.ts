@@ -1,2 +1,33 @@
-// Public entry of @ctrd/runc-client. Filled in by its issue; see README.md.
-export {};
+// Public entry of @ctrd/runc-client.
+export * as argv from './argv.js';
+export { Console, ConsoleSocket } from './console-socket.js';
+export {
+  type LogEntry,
+  parseLogLine,
+  RuncError,
+  type RuncErrorInit,
+  RuncValidationError,
+  runcMessageFrom,
+} from './errors.js';
+export type { CpuUsage, MemoryEntry, RuncEvent, Stats } from './events.js';
+export {
+  fdIO,
+  fileIO,
+  inheritIO,
+  nullIO,
+  type PipeIOOptions,
+  pipeIO,
+  type RuncIO,
+  type StdioSlot,
+} from './io.js';
+export { parseVersion, Runc } from './runc.js';
+export {
+  closeFd,
+  decodeWaitStatus,
+  setChildSubreaper,
+  setWinsize,
+  type WaitPidOptions,
+  type WaitResult,
+  waitPid,
+} from './sys.js';
+export type * from './types.js';

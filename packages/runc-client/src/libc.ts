@@ -1,0 +1,82 @@
+import koffi from 'koffi';
+
+// The libc calls Node does not expose: receiving a file descriptor over a unix socket (SCM_RIGHTS),
+// prctl(PR_SET_CHILD_SUBREAPER), waitpid for one pid, TIOCSWINSZ. Bound through koffi on first use so
+// that importing the package costs nothing and argv building works where libc cannot be loaded.
+
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  listen(fd: number, backlog: number): number;
+  accept4(fd: number, addr: null, len: null, flags: number): number;
+  recvmsg(fd: number, msg: Buffer, flags: number): number;
+  close(fd: number): number;
+  pipe2(fds: Int32Array, flags: number): number;
+  prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
+  waitpid(pid: number, status: Int32Array, options: number): number;
+  ioctlWinsize(fd: number, req: number, ws: Uint16Array): number;
+}
+
+let libc: Libc | undefined;
+
+export function loadLibc(): Libc {
+  if (libc) return libc;
+  const lib = koffi.load('libc.so.6');
+  const f = (decl: string) => lib.func(decl) as never;
+  libc = {
+    socket: f('int socket(int domain, int type, int protocol)'),
+    bind: f('int bind(int fd, const void *addr, uint32_t len)'),
+    listen: f('int listen(int fd, int backlog)'),
+    accept4: f('int accept4(int fd, void *addr, void *len, int flags)'),
+    recvmsg: f('long recvmsg(int fd, void *msg, int flags)'),
+    close: f('int close(int fd)'),
+    pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
+    prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+    waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
+    ioctlWinsize: f('int ioctl(int fd, unsigned long req, const uint16_t *ws)'),
+  };
+  return libc;
+}
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+/** The address of a Buffer's memory, for pointers inside structs built by hand. */
+export function addressOf(buf: Buffer): bigint {
+  return koffi.address(buf);
+}
+
+export function pollReadable(fd: number, cb: () => void): { close(): void } {
+  // koffi 3.3.4 calls back with (status, events), not as its typings say; any wakeup (including an
+  // error status) is a reason to retry the non-blocking call, which reports the real error.
+  const handle = koffi.node.poll(fd, { readable: true }, (() => cb()) as never);
+  return { close: () => handle.close() };
+}
+
+export const EAGAIN = 11;
+export const EINTR = 4;
+export const ECHILD = 10;
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  4: 'EINTR',
+  9: 'EBADF',
+  10: 'ECHILD',
+  11: 'EAGAIN',
+  13: 'EACCES',
+  22: 'EINVAL',
+  25: 'ENOTTY',
+  98: 'EADDRINUSE',
+};
+
+/** An Error shaped like Node's system errors (code, errno, syscall). */
+export function sysError(syscall: string, what: string, err = errno()): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES[err] ?? `errno ${err}`;
+  const e = new Error(`${what}: ${syscall} failed with ${code}`) as NodeJS.ErrnoException;
+  e.errno = err;
+  e.code = ERRNO_NAMES[err] ?? 'UNKNOWN';
+  e.syscall = syscall;
+  return e;
+}

@@ -1,0 +1,470 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import * as argv from './argv.js';
+import { RuncError, RuncValidationError, runcMessageFrom } from './errors.js';
+import type { RuncEvent, Stats } from './events.js';
+import type { RuncIO, StdioSlot } from './io.js';
+import type {
+  CallOptions,
+  CheckpointOptions,
+  ContainerState,
+  CreateOptions,
+  DeleteOptions,
+  DetachedResult,
+  EventsOptions,
+  ExecOptions,
+  ExitResult,
+  KillOptions,
+  Resources,
+  RestoreOptions,
+  RuncOptions,
+  RunOptions,
+  Signal,
+  Version,
+} from './types.js';
+import { resolveBinary, validateAbsolute, validateId } from './validate.js';
+
+interface Invocation {
+  verb: string;
+  args: string[];
+  signal?: AbortSignal | undefined;
+  /** Container stdio; when set, runc's own errors go to a per-call log file instead of stderr. */
+  io?: RuncIO | undefined;
+  input?: string | undefined;
+  extraFiles?: number[] | undefined;
+  /** runc's exit code is the container process's (run/exec in the foreground). */
+  foreground?: boolean;
+  /** Per-call temp dir (log file, pid file, process.json). */
+  dir?: string | undefined;
+}
+
+interface Outcome {
+  stdout: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
+function abortError(signal: AbortSignal, what: string): Error {
+  if (signal.reason instanceof Error) return signal.reason;
+  const e = new Error(`${what}: aborted`, { cause: signal.reason });
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * The runc CLI as an object: global options here, one method per verb. Every method validates what
+ * runc would reject, runs runc once, and throws a RuncError carrying runc's own message on failure.
+ */
+export class Runc {
+  readonly options: Readonly<RuncOptions>;
+  private binaryPath: Promise<string> | undefined;
+
+  constructor(options: RuncOptions = {}) {
+    if (options.root !== undefined) validateAbsolute('', 'root', options.root);
+    if (options.log !== undefined) validateAbsolute('', 'log', options.log);
+    this.options = { ...options };
+  }
+
+  /** The argv runc gets before the verb. */
+  globalArgs(): string[] {
+    return argv.globalArgs(this.options);
+  }
+
+  async version(opts: CallOptions = {}): Promise<Version> {
+    const { stdout } = await this.invoke({ verb: 'version', args: argv.versionArgs(), signal: opts.signal });
+    return parseVersion(stdout);
+  }
+
+  /** `runc features` (experimental in runc 1.1): what this runc supports, as JSON. */
+  async features(opts: CallOptions = {}): Promise<Record<string, unknown>> {
+    const { stdout } = await this.invoke({
+      verb: 'features',
+      args: argv.featuresArgs(),
+      signal: opts.signal,
+    });
+    return parseJson('features', stdout) as Record<string, unknown>;
+  }
+
+  /** Creates the container (its init waits for `start`); resolves with the init's pid. */
+  async create(id: string, bundle: string, opts: CreateOptions = {}): Promise<DetachedResult> {
+    validateId('create', id);
+    validateAbsolute(`create ${id}`, 'bundle', bundle);
+    return this.withCallDir(async (dir) => {
+      const pidFile = opts.pidFile ?? join(dir, 'pid');
+      if (opts.pidFile !== undefined) validateAbsolute(`create ${id}`, 'pid file', opts.pidFile);
+      await this.invoke({
+        verb: `create ${id}`,
+        args: argv.createArgs(id, bundle, { ...opts, pidFile }),
+        signal: opts.signal,
+        io: opts.io,
+        extraFiles: opts.extraFiles,
+        dir,
+      });
+      return { pid: await readPid(`create ${id}`, pidFile) };
+    });
+  }
+
+  async start(id: string, opts: CallOptions = {}): Promise<void> {
+    validateId('start', id);
+    await this.invoke({ verb: `start ${id}`, args: argv.startArgs(id), signal: opts.signal });
+  }
+
+  /**
+   * create + start. Detached: resolves with the pid once the container runs. In the foreground:
+   * resolves with the container's exit status when it exits (runc deletes it unless `keep`).
+   */
+  run(id: string, bundle: string, opts: RunOptions & { detach: true }): Promise<DetachedResult>;
+  run(id: string, bundle: string, opts?: RunOptions & { detach?: false }): Promise<ExitResult>;
+  async run(id: string, bundle: string, opts: RunOptions = {}): Promise<DetachedResult | ExitResult> {
+    validateId('run', id);
+    validateAbsolute(`run ${id}`, 'bundle', bundle);
+    return this.withCallDir(async (dir) => {
+      const detach = opts.detach === true;
+      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+      const out = await this.invoke({
+        verb: `run ${id}`,
+        args: argv.runArgs(id, bundle, { ...opts, pidFile }),
+        signal: opts.signal,
+        io: opts.io,
+        extraFiles: opts.extraFiles,
+        foreground: !detach,
+        dir,
+      });
+      if (detach) return { pid: await readPid(`run ${id}`, pidFile as string) };
+      return { exitStatus: exitStatusOf(out) };
+    });
+  }
+
+  /**
+   * Runs a process in the container. Detached: resolves with its pid. In the foreground: resolves
+   * with its exit status.
+   */
+  exec(id: string, opts: ExecOptions & { detach: true }): Promise<DetachedResult>;
+  exec(id: string, opts: ExecOptions & { detach?: false }): Promise<ExitResult>;
+  async exec(id: string, opts: ExecOptions): Promise<DetachedResult | ExitResult> {
+    validateId('exec', id);
+    return this.withCallDir(async (dir) => {
+      const detach = opts.detach === true;
+      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+      let processFile: string | undefined;
+      if (opts.process !== undefined) {
+        processFile = join(dir, 'process.json');
+        await writeFile(processFile, JSON.stringify(opts.process), { mode: 0o600 });
+      }
+      const out = await this.invoke({
+        verb: `exec ${id}`,
+        args: argv.execArgs(id, { ...opts, pidFile }, processFile),
+        signal: opts.signal,
+        io: opts.io,
+        extraFiles: opts.extraFiles,
+        foreground: !detach,
+        dir,
+      });
+      if (detach) return { pid: await readPid(`exec ${id}`, pidFile as string) };
+      return { exitStatus: exitStatusOf(out) };
+    });
+  }
+
+  /** Sends a signal (number, or name with or without SIG) to the init, or to every process with `all`. */
+  async kill(id: string, sig: Signal, opts: KillOptions = {}): Promise<void> {
+    validateId('kill', id);
+    await this.invoke({ verb: `kill ${id}`, args: argv.killArgs(id, sig, opts), signal: opts.signal });
+  }
+
+  async delete(id: string, opts: DeleteOptions = {}): Promise<void> {
+    validateId('delete', id);
+    await this.invoke({ verb: `delete ${id}`, args: argv.deleteArgs(id, opts), signal: opts.signal });
+  }
+
+  async state(id: string, opts: CallOptions = {}): Promise<ContainerState> {
+    validateId('state', id);
+    const { stdout } = await this.invoke({
+      verb: `state ${id}`,
+      args: argv.stateArgs(id),
+      signal: opts.signal,
+    });
+    return parseJson(`state ${id}`, stdout) as ContainerState;
+  }
+
+  async list(opts: CallOptions = {}): Promise<ContainerState[]> {
+    const { stdout } = await this.invoke({ verb: 'list', args: argv.listArgs(), signal: opts.signal });
+    return (parseJson('list', stdout) as ContainerState[] | null) ?? [];
+  }
+
+  /** Host pids of the container's processes. */
+  async ps(id: string, opts: CallOptions = {}): Promise<number[]> {
+    validateId('ps', id);
+    const { stdout } = await this.invoke({ verb: `ps ${id}`, args: argv.psArgs(id), signal: opts.signal });
+    return (parseJson(`ps ${id}`, stdout) as number[] | null) ?? [];
+  }
+
+  async pause(id: string, opts: CallOptions = {}): Promise<void> {
+    validateId('pause', id);
+    await this.invoke({ verb: `pause ${id}`, args: argv.pauseArgs(id), signal: opts.signal });
+  }
+
+  async resume(id: string, opts: CallOptions = {}): Promise<void> {
+    validateId('resume', id);
+    await this.invoke({ verb: `resume ${id}`, args: argv.resumeArgs(id), signal: opts.signal });
+  }
+
+  /** Updates cgroup limits from an OCI LinuxResources document (sent on runc's stdin). */
+  async update(id: string, resources: Resources, opts: CallOptions = {}): Promise<void> {
+    validateId('update', id);
+    if (typeof resources !== 'object' || resources === null) {
+      throw new RuncValidationError(`runc update ${id}: resources must be an object (OCI LinuxResources)`);
+    }
+    await this.invoke({
+      verb: `update ${id}`,
+      args: argv.updateArgs(id),
+      input: JSON.stringify(resources),
+      signal: opts.signal,
+    });
+  }
+
+  async checkpoint(id: string, opts: CheckpointOptions): Promise<void> {
+    validateId('checkpoint', id);
+    validateAbsolute(`checkpoint ${id}`, 'image', opts.imagePath);
+    if (opts.workPath !== undefined) validateAbsolute(`checkpoint ${id}`, 'work', opts.workPath);
+    await this.invoke({ verb: `checkpoint ${id}`, args: argv.checkpointArgs(id, opts), signal: opts.signal });
+  }
+
+  /** Restores a checkpoint; with `detach`, resolves with the pid, else with the exit status. */
+  async restore(id: string, opts: RestoreOptions): Promise<DetachedResult | ExitResult> {
+    validateId('restore', id);
+    validateAbsolute(`restore ${id}`, 'bundle', opts.bundle);
+    validateAbsolute(`restore ${id}`, 'image', opts.imagePath);
+    return this.withCallDir(async (dir) => {
+      const detach = opts.detach === true;
+      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+      const out = await this.invoke({
+        verb: `restore ${id}`,
+        args: argv.restoreArgs(id, { ...opts, pidFile }),
+        signal: opts.signal,
+        io: opts.io,
+        foreground: !detach,
+        dir,
+      });
+      if (detach) return { pid: await readPid(`restore ${id}`, pidFile as string) };
+      return { exitStatus: exitStatusOf(out) };
+    });
+  }
+
+  /** `runc events --stats`: one stats sample. */
+  async stats(id: string, opts: CallOptions = {}): Promise<Stats> {
+    validateId('events', id);
+    const { stdout } = await this.invoke({
+      verb: `events --stats ${id}`,
+      args: argv.eventsArgs(id, { stats: true }),
+      signal: opts.signal,
+    });
+    const ev = parseJson(`events --stats ${id}`, stdout) as RuncEvent;
+    return (ev.data ?? {}) as Stats;
+  }
+
+  /**
+   * `runc events`: stats every interval and OOM notices, until the container is gone, the signal
+   * aborts, or the loop stops early (runc is killed then).
+   */
+  async *events(id: string, opts: EventsOptions = {}): AsyncGenerator<RuncEvent, void, undefined> {
+    validateId('events', id);
+    const args = argv.eventsArgs(id, {
+      ...(opts.intervalMs !== undefined && { intervalMs: opts.intervalMs }),
+    });
+    opts.signal?.throwIfAborted();
+    const bin = await this.binary();
+    const full = [...this.globalArgs(), ...args];
+    this.options.logger?.debug({ argv: [bin, ...full] }, 'runc');
+    const child = spawn(bin, full, { stdio: ['ignore', 'pipe', 'pipe'], env: this.env() });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<Outcome>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code, sig) => resolve({ stdout: '', exitCode: code, signal: sig }));
+    });
+    exited.catch(() => {});
+    const onAbort = () => child.kill('SIGKILL');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const lines = createInterface({
+        input: child.stdout as NodeJS.ReadableStream,
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        yield parseJson(`events ${id}`, line) as RuncEvent;
+      }
+      const out = await exited;
+      if (opts.signal?.aborted) throw abortError(opts.signal, `runc events ${id}`);
+      if (out.exitCode !== 0) throw this.failure(`events ${id}`, [bin, ...full], out, stderr);
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return this.options.env ? { ...process.env, ...this.options.env } : process.env;
+  }
+
+  private binary(): Promise<string> {
+    if (!this.binaryPath) {
+      this.binaryPath = resolveBinary(this.options.binary ?? 'runc', this.env());
+      this.binaryPath.catch(() => {
+        this.binaryPath = undefined;
+      });
+    }
+    return this.binaryPath;
+  }
+
+  private async withCallDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(join(tmpdir(), 'runc-call-'));
+    try {
+      return await fn(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private failure(verb: string, full: string[], out: Outcome, logText: string): RuncError {
+    return new RuncError(verb, {
+      argv: full,
+      exitCode: out.exitCode,
+      signal: out.signal,
+      runcMessage: runcMessageFrom(logText),
+      stderr: logText,
+    });
+  }
+
+  private async invoke(inv: Invocation): Promise<Outcome> {
+    inv.signal?.throwIfAborted();
+    const bin = await this.binary();
+    // With container stdio, runc's stderr is the container's: its log goes to a file of its own.
+    const callLog = inv.io && !this.options.log && inv.dir ? join(inv.dir, 'runc.log') : undefined;
+    const globals = callLog ? argv.globalArgs({ ...this.options, log: callLog }) : this.globalArgs();
+    const full = [bin, ...globals, ...inv.args];
+    this.options.logger?.debug({ argv: full }, 'runc');
+    const logStart = this.options.log && inv.io ? await fileSize(this.options.log) : 0;
+
+    const io = inv.io;
+    const stdio: (StdioSlot | 'pipe')[] = io
+      ? [...io.stdio]
+      : [inv.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    for (const fd of inv.extraFiles ?? []) stdio.push(fd);
+
+    let stdout = '';
+    let stderr = '';
+    const out = await new Promise<Outcome>((resolve, reject) => {
+      let child: ChildProcess;
+      try {
+        child = spawn(bin, full.slice(1), { stdio, env: this.env() });
+      } catch (e) {
+        io?.close();
+        reject(e);
+        return;
+      }
+      io?.afterSpawn();
+      const onAbort = () => child.kill('SIGKILL');
+      inv.signal?.addEventListener('abort', onAbort, { once: true });
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      if (inv.input !== undefined) child.stdin?.end(inv.input);
+      child.stdin?.on('error', () => {});
+      child.once('error', (e) => {
+        inv.signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      });
+      // With container stdio, the container keeps runc's stdout/stderr open after runc exits:
+      // wait for runc's exit, not for its streams to close.
+      child.once(io ? 'exit' : 'close', (code: number | null, sig: NodeJS.Signals | null) => {
+        inv.signal?.removeEventListener('abort', onAbort);
+        resolve({ stdout, exitCode: code, signal: sig });
+      });
+    });
+    if (inv.signal?.aborted) throw abortError(inv.signal, `runc ${inv.verb}`);
+
+    let logText = stderr;
+    if (callLog) logText = await readFile(callLog, 'utf8').catch(() => '');
+    else if (this.options.log && io) logText = await readFrom(this.options.log, logStart);
+    const runcFailed = runcMessageFrom(logText.split('\n').filter(isErrorLine).join('\n')) !== '';
+
+    if (inv.foreground) {
+      // The container's own exit code comes through runc's; only a logged error means runc failed.
+      if (runcFailed || out.signal) throw this.failure(inv.verb, full, out, logText);
+      return out;
+    }
+    if (out.exitCode !== 0) throw this.failure(inv.verb, full, out, logText || stderr);
+    return out;
+  }
+}
+
+function isErrorLine(line: string): boolean {
+  return /"level":"(error|fatal|panic)"|\blevel=(error|fatal|panic)\b/.test(line);
+}
+
+function exitStatusOf(out: Outcome): number {
+  if (out.exitCode !== null) return out.exitCode;
+  return 128 + (SIGNALS[out.signal ?? ''] ?? 0);
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    const { stat } = await import('node:fs/promises');
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function readFrom(path: string, offset: number): Promise<string> {
+  try {
+    return (await readFile(path)).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function readPid(verb: string, pidFile: string): Promise<number> {
+  const text = await readFile(pidFile, 'utf8').catch((e: unknown) => {
+    throw new Error(`runc ${verb}: pid file ${pidFile} unreadable after runc succeeded`, { cause: e });
+  });
+  const pid = Number.parseInt(text.trim(), 10);
+  if (!(pid > 0))
+    throw new Error(`runc ${verb}: pid file ${pidFile} holds ${JSON.stringify(text)}, not a pid`);
+  return pid;
+}
+
+function parseJson(verb: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`runc ${verb}: output is not JSON: ${JSON.stringify(text.slice(0, 200))}`, { cause: e });
+  }
+}
+
+export function parseVersion(text: string): Version {
+  const v: Version = { runc: '' };
+  for (const line of text.split('\n')) {
+    const m = /^(runc version|commit|spec|go|libseccomp):?\s*(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const val = (m[2] ?? '').trim();
+    if (m[1] === 'runc version') v.runc = val;
+    else if (m[1] === 'commit') v.commit = val;
+    else if (m[1] === 'spec') v.spec = val;
+    else if (m[1] === 'go') v.go = val.replace(/^version\s*/, '');
+    else if (m[1] === 'libseccomp') v.libseccomp = val;
+  }
+  if (!v.runc) throw new Error(`runc version: unexpected output ${JSON.stringify(text.slice(0, 200))}`);
+  return v;
+}
