@@ -6,7 +6,8 @@ import type { LogFile } from './log-file.js';
 import type { RuntimeStdio } from './runtime.js';
 import type { BinaryLogger, StdinSource } from './stdio.js';
 import { copyInput, copyOutput, openBinaryLogger, openOutput, openStdin } from './stdio.js';
-import { dupCloexec, pipe, setWinsize } from './sys.js';
+import { setWinsize } from '@ctrd/runc-client';
+import { dupCloexec, pipe } from './sys.js';
 
 // The IO of one process (init or exec). Without a terminal, stdout and stderr are always real pipes,
 // even when the client passed "", because the task's log file takes everything; stdin is a pipe only
@@ -118,7 +119,7 @@ export class ProcessIO {
 
   resize(width: number, height: number): void {
     if (this.master === undefined) return;
-    setWinsize(this.master, width, height);
+    setWinsize(this.master, { cols: width, rows: height });
   }
 
   /** CloseIO{stdin}: the process's stdin ends once the client's writes are drained. */

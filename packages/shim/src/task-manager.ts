@@ -73,7 +73,8 @@ export type Publish = <D extends DescMessage>(
   msg: MessageShape<D>,
 ) => void;
 
-export type StatsReader = (cgroup: CgroupLocation, signal?: AbortSignal) => Promise<Any>;
+/** cgroups Metrics of a process's cgroup, packed in an Any. */
+export type StatsReader = (pid: number, signal?: AbortSignal) => Promise<Any>;
 
 /** The part of the Reaper the tasks use. */
 export interface ExitWatcher {
@@ -659,9 +660,11 @@ export class TaskManager {
     const task = this.get(namespace, id);
     this.check(task, task.init, 'stats');
     if (!this.opts.stats) throw new FailedPrecondition(`task ${id}: stats are not available in this shim`);
-    task.cgroup ??= findCgroup(task.init.pid);
-    if (!task.cgroup) throw new NotFound(`task ${id}: cgroup not found`);
-    return this.opts.stats(task.cgroup, signal);
+    try {
+      return await this.opts.stats(task.init.pid, signal);
+    } catch (e) {
+      throw runtimeError(`task ${id}: stats`, e);
+    }
   }
 
   private get(namespace: string, id: string): Task {

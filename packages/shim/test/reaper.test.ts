@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitStatusOf, parseStat, Reaper } from '../src/reaper.js';
-import { becomeSubreaper, testWaitPid } from './support/libc.js';
+import { runcSys } from '../src/runc-runtime.js';
 
 // Real processes: this test process becomes a child subreaper, so the grandchildren that `sh` leaves
 // behind are reparented to it, the way container processes are reparented to the shim.
@@ -30,8 +30,8 @@ async function orphan(script: string): Promise<number> {
 }
 
 beforeAll(() => {
-  becomeSubreaper();
-  reaper = new Reaper({ waitPid: testWaitPid, intervalMs: 200, sweepThrottleMs: 50 });
+  runcSys().setSubreaper();
+  reaper = new Reaper({ waitPid: runcSys().waitPid, intervalMs: 200, sweepThrottleMs: 50 });
   reaper.start();
 });
 afterAll(() => {

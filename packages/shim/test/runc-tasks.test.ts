@@ -19,8 +19,7 @@ import { OomWatcher } from '../src/oom-watcher.js';
 import { parseStat, Reaper } from '../src/reaper.js';
 import { TaskManager } from '../src/task-manager.js';
 import { buildBusyboxRootfs, mountsUnder, writeBundle } from './support/busybox.js';
-import { cliRuntime } from './support/cli-runtime.js';
-import { becomeSubreaper, testWaitPid } from './support/libc.js';
+import { createRuncRuntime, runcSys } from '../src/runc-runtime.js';
 
 // The TaskManager in this process against real runc and real busybox containers: real pipes, real
 // reaping of reparented container processes, real rootfs bind mounts. This process is the
@@ -77,11 +76,11 @@ beforeAll(async () => {
   rootfs = join(dir, 'rootfs');
   await mkdir(root);
   await buildBusyboxRootfs(rootfs);
-  becomeSubreaper();
-  reaper = new Reaper({ waitPid: testWaitPid });
+  runcSys().setSubreaper();
+  reaper = new Reaper({ waitPid: runcSys().waitPid });
   reaper.start();
   m = new TaskManager({
-    runtime: cliRuntime(root),
+    runtime: createRuncRuntime({ binary: 'runc', root }),
     reaper,
     oom: new OomWatcher(),
     publish: (_ns, topic, _schema, msg) => events.push({ topic, msg: msg as { containerId?: string } }),
