@@ -38,12 +38,20 @@ export class ProcessSession {
   readonly #options: SessionOptions;
   #fifos: FifoSet | undefined;
   #cleanup: (() => void)[] = [];
+  #markStarted: () => void = () => {};
+  #markFailed: (err: unknown) => void = () => {};
+  readonly #started = new Promise<void>((resolve, reject) => {
+    this.#markStarted = resolve;
+    this.#markFailed = reject;
+  });
   pid = 0;
 
   constructor(clients: Clients, io: CtrIo, options: SessionOptions) {
     this.#clients = clients;
     this.#io = io;
     this.#options = options;
+    // Only the stdin copy waits on this; a failed Start is reported by run().
+    this.#started.catch(() => undefined);
   }
 
   /** Makes the fifos (unless detached or null-io) and gives their paths to `create`. */
@@ -80,7 +88,13 @@ export class ProcessSession {
     waited.catch(() => undefined);
     try {
       this.#copy();
-      this.pid = (await tasks.start({ containerId, execId })).pid;
+      try {
+        this.pid = (await tasks.start({ containerId, execId })).pid;
+      } catch (err) {
+        this.#markFailed(err);
+        throw err;
+      }
+      this.#markStarted();
       // Shims open an init's fifos in Create but an exec's only in Start: from here on both are open.
       this.#fifos?.attached();
       this.#control();
@@ -110,10 +124,17 @@ export class ProcessSession {
       const tasks = this.#clients.get(TasksService);
       const { containerId, execId } = this.#options;
       const onEnd = () => {
-        // Our end closes first, then the shim drops its keep-alive: the process sees EOF.
-        input.end(() => {
-          tasks.closeIO({ containerId, execId, stdin: true }).catch(() => undefined);
-        });
+        // A shim opens an exec's stdin only in Start; closing our end before that would drop what is
+        // still buffered in the fifo, and CloseIO must not overtake the open either.
+        this.#started
+          .then(
+            () =>
+              new Promise<void>((resolve) => {
+                input.end(() => resolve());
+              }),
+          )
+          .then(() => tasks.closeIO({ containerId, execId, stdin: true }))
+          .catch(() => undefined);
       };
       stdin.once('end', onEnd);
       stdin.pipe(input, { end: false });

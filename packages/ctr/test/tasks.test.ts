@@ -189,6 +189,17 @@ describe('ctr tasks', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toBe('exec sh -c echo x\n');
     expect(res.stderr).toMatch(/^ctr: exec id exec-[0-9a-f]{8}\n$/);
+    const program = t.program;
+    t.program = async (io) => {
+      io.stdout?.write((await io.stdin).toUpperCase());
+      return 0;
+    };
+    const piped = await runCtr(['t', 'exec', '--exec-id', 'cat1', '--fifo-dir', fifoDir, 'web', 'cat'], {
+      routes,
+      stdin: 'abc\n',
+    });
+    expect(piped).toEqual({ code: 0, stdout: 'ABC\n', stderr: '' });
+    t.program = program;
     const failed = await runCtr(['t', 'exec', '--exec-id', 'e1', '--fifo-dir', fifoDir, 'web', 'false'], {
       routes,
     });
