@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, InvalidArgument, type Logger, type Server, silentLogger } from '@ctrd/api-proto';
 import { builtinPlugins } from './builtin-plugins.js';
 import { callLogger } from './call-logger.js';
+import { jsonAnyInterceptor, jsonRegistry } from './json-any.js';
 import type { Config } from './config.js';
 import { listenPath, prepareDirs } from './dirs.js';
 import { initPlugins, type PluginRegistration, type PluginSet, PluginType } from './plugin.js';
@@ -42,12 +43,17 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       { config, logger: log, rootDir: config.root, stateDir: config.stateDir },
       opts.signal,
     );
+    const set0 = plugins;
     const server = await createServer({
       socketPath: socket,
       mode: 0o660,
       logger: log,
-      services: plugins.services,
-      interceptors: config.debug ? [callLogger(log)] : [],
+      // Registered through routes so Connect JSON can print the Anys our messages carry.
+      routes: (router) => {
+        for (const s of set0.services)
+          router.service(s.service, s.impl, { jsonOptions: { registry: jsonRegistry } });
+      },
+      interceptors: [...(config.debug ? [callLogger(log)] : []), jsonAnyInterceptor],
       signal: opts.signal,
     });
     if (gid !== undefined) await chown(socket, -1, gid);
