@@ -1,6 +1,17 @@
 import { execFile, spawn } from 'node:child_process';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  rmdir,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -126,7 +137,7 @@ async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10
 
 function zombieChildren(pid: number): number[] {
   const out: number[] = [];
-  for (const name of require('node:fs').readdirSync('/proc') as string[]) {
+  for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
@@ -189,6 +200,9 @@ afterAll(async () => {
   for (const mp of mountsUnder(dir).reverse()) await run('umount', ['-l', mp]).catch(() => {});
   await daemon?.close({ graceMs: 100 });
   await rm(dir, { recursive: true, force: true });
+  // runc removes each container's cgroup; the parent the test named is ours to remove.
+  for (const c of readdirSync('/sys/fs/cgroup'))
+    await rmdir(join('/sys/fs/cgroup', c, 'ctrd-shim-e2e')).catch(() => {});
 }, 60_000);
 
 describe('ctrd-shim with real runc', () => {
@@ -380,6 +394,33 @@ describe('ctrd-shim with real runc', () => {
     await until('queued events', () => topics('offline').length >= 4, 15_000);
     expect(topics('offline')).toEqual(['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
   }, 40_000);
+
+  it('keeps the cost of a running container well under 1 MiB of shim memory', async () => {
+    const rss = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${shimPid}/status`, 'utf8'))?.[1]) * 1024;
+    const n = 25;
+    const ids = Array.from({ length: n }, (_, i) => `dense-${i}`);
+    // Warm up code paths first, so the measure is the tasks' own cost.
+    for (const id of ids.slice(0, 3)) {
+      await createTask(id, ['sleep', '1000']);
+      await tasks.start({ id });
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const before = rss();
+    for (const id of ids.slice(3)) {
+      await createTask(id, ['sleep', '1000']);
+      await tasks.start({ id });
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const perTask = (rss() - before) / (n - 3);
+    expect(perTask).toBeLessThan(1024 * 1024);
+    for (const id of ids) {
+      await tasks.kill({ id, signal: 9 });
+      await tasks.wait({ id });
+      await tasks.delete({ id });
+    }
+    expect(zombieChildren(shimPid)).toEqual([]);
+  }, 120_000);
 
   it('shuts down once no task is left, leaving nothing behind', async () => {
     await createTask('last', ['sleep', '1000']);

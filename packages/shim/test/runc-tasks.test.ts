@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createReadStream, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -94,6 +94,9 @@ afterAll(async () => {
   for (const mp of mountsUnder(dir, mi).reverse()) await run('umount', ['-l', mp]).catch(() => {});
   reaper.stop();
   await rm(dir, { recursive: true, force: true });
+  // runc removes each container's cgroup; the parent the test named is ours to remove.
+  for (const c of readdirSync('/sys/fs/cgroup'))
+    await rmdir(join('/sys/fs/cgroup', c, 'ctrd-shim-test')).catch(() => {});
 }, 60_000);
 
 describe('tasks on real runc', () => {
@@ -222,6 +225,42 @@ describe('tasks on real runc', () => {
       '/tasks/exit',
       '/tasks/delete',
     ]);
+  }, 30_000);
+
+  it('runs a task on a terminal: output through the pty, ResizePty sets its size', async () => {
+    const bundle = join(dir, 'bundles', 'tty');
+    await writeBundle(
+      bundle,
+      ['sh', '-c', 'sleep 0.5; stty size; echo tty-ok'],
+      '/ctrd-shim-test/tty',
+      undefined,
+      true,
+    );
+    ids.push('tty');
+    const out = join(dir, 'tty.out');
+    await run('mkfifo', [out]);
+    const reader = createReadStream(out);
+    const chunks: Buffer[] = [];
+    reader.on('data', (c) => chunks.push(c as Buffer));
+    const ended = new Promise<void>((r) => reader.on('end', () => r()));
+    await m.create(
+      NS,
+      create(CreateTaskRequestSchema, {
+        id: 'tty',
+        bundle,
+        terminal: true,
+        stdout: out,
+        rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }],
+      }),
+    );
+    const w = m.wait(NS, 'tty', '');
+    await m.start(NS, 'tty', '');
+    m.resize(NS, 'tty', '', 100, 40);
+    expect((await w).exitStatus).toBe(0);
+    await ended;
+    expect(Buffer.concat(chunks).toString().replace(/\r/g, '')).toBe('40 100\ntty-ok\n');
+    expect(() => m.resize(NS, 'tty', 'nope', 1, 1)).toThrow(/not found/);
+    await m.delete(NS, 'tty', '');
   }, 30_000);
 
   it('deleting a created task kills runc init and leaves nothing', async () => {

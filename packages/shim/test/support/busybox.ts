@@ -24,12 +24,13 @@ export async function writeBundle(
   args: string[],
   cgroupsPath: string,
   resources?: Record<string, unknown>,
+  terminal = false,
 ): Promise<void> {
   await mkdir(bundle, { recursive: true, mode: 0o700 });
   await run('runc', ['spec'], { cwd: bundle });
   const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8'));
   spec.process.args = args;
-  spec.process.terminal = false;
+  spec.process.terminal = terminal;
   spec.linux.cgroupsPath = cgroupsPath;
   if (resources) spec.linux.resources = { ...spec.linux.resources, ...resources };
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
