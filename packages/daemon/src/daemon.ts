@@ -67,7 +67,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       close(closeOpts) {
         closing ??= (async () => {
           stopMetrics?.();
-          await server.close({ graceMs: closeOpts?.graceMs ?? 10_000 });
+          const serverClosed = server.close({ graceMs: closeOpts?.graceMs ?? 10_000 });
+          // Event subscriptions never end on their own; end them so shutdown waits only for
+          // real in-flight calls.
+          set.get<Exchange>(PluginType.Event, 'exchange').close();
+          await serverClosed;
           await set.close();
           lock.release();
           log.info({}, 'ctrd stopped');
