@@ -29,7 +29,7 @@ export function sanitizeGraphitePath(name: string): string {
 }
 
 function num(v: number): string {
-  return Number.isFinite(v) ? String(Math.round(v * 100) / 100) : '0';
+  return String(Math.round(v * 100) / 100);
 }
 
 /** The plaintext-protocol lines of one metric ("path value timestamp"), with go-metrics' field names. */
@@ -40,6 +40,8 @@ export function graphiteLines(entry: RegistryEntry, prefix: string, unixSeconds:
     .join('.');
   const out: string[] = [];
   const add = (field: string, v: number): void => {
+    // Graphite has no NaN: a gauge whose callback failed is left out of this flush.
+    if (!Number.isFinite(v)) return;
     out.push(`${base}.${field} ${num(v)} ${unixSeconds}`);
   };
   const m = entry.metric;
