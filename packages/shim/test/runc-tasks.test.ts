@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createReadStream, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,6 +262,82 @@ describe('tasks on real runc', () => {
     expect(() => m.resize(NS, 'tty', 'nope', 1, 1)).toThrow(/not found/);
     await m.delete(NS, 'tty', '');
   }, 30_000);
+
+  it("CloseIO ends an exec's stdin once what the client wrote is read", async () => {
+    await newTask('cat', ['sleep', '1000']);
+    await m.start(NS, 'cat', '');
+    const stdin = join(dir, 'cat.in');
+    const stdout = join(dir, 'cat.out');
+    await run('mkfifo', [stdin, stdout]);
+    const reader = createReadStream(stdout);
+    const chunks: Buffer[] = [];
+    reader.on('data', (c) => chunks.push(c as Buffer));
+    const ended = new Promise<void>((r) => reader.on('end', () => r()));
+    await m.exec(
+      NS,
+      create(ExecProcessRequestSchema, {
+        id: 'cat',
+        execId: 'cat1',
+        stdin,
+        stdout,
+        spec: packJson(OCI_PROCESS_URL, {
+          args: ['cat'],
+          cwd: '/',
+          env: ['PATH=/bin'],
+          user: { uid: 0, gid: 0 },
+        }),
+      }),
+    );
+    const w = m.wait(NS, 'cat', 'cat1');
+    await m.start(NS, 'cat', 'cat1');
+    const writer = createWriteStream(stdin);
+    await new Promise<void>((r) => writer.write('line one\nline two\n', () => r()));
+    await new Promise<void>((r) => writer.end(() => r()));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(m.state(NS, 'cat', 'cat1').status).toBe(Status.RUNNING);
+    m.closeIO(NS, 'cat', 'cat1', true);
+    expect((await w).exitStatus).toBe(0);
+    await ended;
+    expect(Buffer.concat(chunks).toString()).toBe('line one\nline two\n');
+    await m.delete(NS, 'cat', 'cat1');
+    await m.kill(NS, create(KillRequestSchema, { id: 'cat', signal: 9 }));
+    await m.wait(NS, 'cat', '');
+    await m.delete(NS, 'cat', '');
+  }, 30_000);
+
+  it("a failing runc create returns runc's error and leaves no container or mount", async () => {
+    const bundle = join(dir, 'bundles', 'bad');
+    await writeBundle(bundle, ['/no/such/binary'], '/ctrd-shim-test/bad');
+    ids.push('bad');
+    const err = await m
+      .create(
+        NS,
+        create(CreateTaskRequestSchema, {
+          id: 'bad',
+          bundle,
+          rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }],
+        }),
+      )
+      .catch((e: unknown) => e as Error);
+    expect((err as Error).message).toMatch(/task bad: create: .*no such file or directory/);
+    expect(() => m.state(NS, 'bad', '')).toThrow(/not found/);
+    expect(mountsUnder(bundle, readFileSync('/proc/self/mountinfo', 'utf8'))).toEqual([]);
+    const { stdout } = await run('runc', ['--root', root, 'list', '--format', 'json']);
+    expect((JSON.parse(stdout.trim() || 'null') ?? []).map((c: { id: string }) => c.id)).not.toContain('bad');
+  }, 30_000);
+
+  it('a missing runc binary is named in the error', async () => {
+    const broken = new TaskManager({
+      runtime: createRuncRuntime({ binary: '/nonexistent/runc', root }),
+      reaper,
+      publish: () => {},
+    });
+    const bundle = join(dir, 'bundles', 'norunc');
+    await writeBundle(bundle, ['true'], '/ctrd-shim-test/norunc');
+    await expect(
+      broken.create(NS, create(CreateTaskRequestSchema, { id: 'norunc', bundle })),
+    ).rejects.toThrow(/\/nonexistent\/runc/);
+  });
 
   it('deleting a created task kills runc init and leaves nothing', async () => {
     await newTask('never', ['true']);
