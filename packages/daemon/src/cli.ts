@@ -32,6 +32,10 @@ flags:
   --metrics-address ADDR    serve Prometheus metrics on this address
   --graphite-address ADDR   send metrics to graphite at host:port
   --oom-notify              report out-of-memory events
+  --runc-binary PATH        runc for the shims (default runc on PATH)
+  --runc-root DIR           base of runc's state roots, one per namespace (default <state-dir>/runc)
+  --shim-binary PATH        the ctrd-shim program (default the installed @ctrd/shim)
+  --shim-tasks-cap N        tasks per shared shim before another is started (default 100)
   -h, --help                this help
   -v, --version             print the version
 `;
@@ -50,6 +54,10 @@ const options = {
   'metrics-address': { type: 'string' },
   'graphite-address': { type: 'string' },
   'oom-notify': { type: 'boolean' },
+  'runc-binary': { type: 'string' },
+  'runc-root': { type: 'string' },
+  'shim-binary': { type: 'string' },
+  'shim-tasks-cap': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;

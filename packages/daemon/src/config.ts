@@ -23,6 +23,14 @@ export interface Config {
   metricsAddress: string;
   graphiteAddress: string;
   oomNotify: boolean;
+  /** runc for the shims to run ('' = the shim's default, `runc` on PATH). */
+  runcBinary: string;
+  /** Base of the runc state roots; each namespace gets <runc_root>/<ns> ('' = <state>/runc). */
+  runcRoot: string;
+  /** The ctrd-shim program ('' = the installed @ctrd/shim's bin). */
+  shimBinary: string;
+  /** Tasks a shared shim hosts before another shim is started for the namespace. */
+  shimTasksCap: number;
 }
 
 export const defaultConfig: Readonly<Config> = Object.freeze({
@@ -38,6 +46,10 @@ export const defaultConfig: Readonly<Config> = Object.freeze({
   metricsAddress: '',
   graphiteAddress: '',
   oomNotify: false,
+  runcBinary: '',
+  runcRoot: '',
+  shimBinary: '',
+  shimTasksCap: 100,
 });
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -57,6 +69,10 @@ export const CONFIG_KEYS: Record<string, { field: keyof Config; kind: Kind }> = 
   metrics_address: { field: 'metricsAddress', kind: 'string' },
   graphite_address: { field: 'graphiteAddress', kind: 'string' },
   oom_notify: { field: 'oomNotify', kind: 'boolean' },
+  runc_binary: { field: 'runcBinary', kind: 'string' },
+  runc_root: { field: 'runcRoot', kind: 'string' },
+  shim_binary: { field: 'shimBinary', kind: 'string' },
+  shim_tasks_cap: { field: 'shimTasksCap', kind: 'count' },
 };
 
 /** Converts one raw value (from TOML or a flag) for `key`; `what` names it in errors. */
