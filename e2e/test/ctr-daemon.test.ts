@@ -1,0 +1,257 @@
+import { execFile, spawn } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
+
+// Our ctr, as a user runs it (a separate node process on bin/run.js), against a real ctrd process on
+// a private root, state dir and socket. Task tests run once the daemon serves Tasks; until then they
+// report themselves skipped.
+
+const execFileP = promisify(execFile);
+const ctrBin = join(dirname(createRequire(import.meta.url).resolve('@ctrd/ctr/package.json')), 'bin/run.js');
+
+let d: DaemonProcess;
+let scratch: string;
+let rootfs: string;
+let fifoDir: string;
+let tasksServed = false;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function env(): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: scratch,
+    CTRD_ADDRESS: d.socket,
+    CTRD_STATE_DIR: d.state,
+  };
+}
+
+async function ctr(...args: string[]): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [ctrBin, ...args], {
+      timeout: 30_000,
+      env: env(),
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
+  }
+}
+
+/** A busybox root filesystem: enough for sh, echo, cat, sleep. */
+async function busyboxRootfs(dir: string): Promise<void> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await mkdir(join(dir, 'etc'), { recursive: true });
+  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
+  await chmod(join(dir, 'bin/busybox'), 0o755);
+  for (const tool of ['sh', 'echo', 'cat', 'sleep', 'true', 'false', 'id']) {
+    await symlink('busybox', join(dir, 'bin', tool));
+  }
+}
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'ctr-daemon-e2e-'));
+  rootfs = join(scratch, 'rootfs');
+  fifoDir = join(scratch, 'fifo');
+  await busyboxRootfs(rootfs);
+  d = await startDaemon();
+  // Tasks.List may answer before Tasks.Create does: probe with a real start.
+  await ctr('-n', 'e2e-probe', 'c', 'create', '--rootfs', rootfs, 'probe', 'true');
+  const probe = await ctr('-n', 'e2e-probe', 't', 'start', '-d', 'probe');
+  tasksServed = !/not implemented/.test(probe.stderr);
+  await ctr('-n', 'e2e-probe', 'rm', '-f', 'probe');
+}, 60_000);
+
+afterAll(async () => {
+  if (tasksServed) await ctr('-n', 'e2e-tasks', 'rm', '-f', 'echo1', 'sleeper').catch(() => undefined);
+  await d?.dispose();
+  await rm(scratch, { recursive: true, force: true });
+}, 30_000);
+
+describe('ctr against ctrd', { timeout: 60_000 }, () => {
+  it('version and the global flags in either order', async () => {
+    const v = await ctr('version', '--json');
+    expect(v.code).toBe(0);
+    const json = JSON.parse(v.stdout);
+    expect(json.client.version).toBe('0.1.0');
+    expect(json.server.version).toMatch(/^\d+\.\d+\.\d+/);
+    const before = await ctr('-a', d.socket, '-n', 'nowhere', 'containers', 'ls', '-q');
+    const after = await ctr('containers', 'ls', '-q', '-a', d.socket, '-n', 'nowhere');
+    expect(before).toEqual(after);
+    expect(before.code).toBe(0);
+  });
+
+  it('namespaces: create with labels, label, ls, and rm only when empty', async () => {
+    expect(await ctr('ns', 'create', 'team-a', 'owner=alice')).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect((await ctr('namespaces', 'label', 'team-a', 'tier=gold', 'owner=')).stdout).toBe('tier=gold\n');
+    expect((await ctr('ns', 'ls')).stdout).toMatch(/\nteam-a +tier=gold\n/);
+    await ctr('-n', 'team-a', 'c', 'create', '--rootfs', rootfs, 'pinned', 'true');
+    const busy = await ctr('ns', 'rm', 'team-a');
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/^ctr: cannot remove namespace "team-a": .+/);
+    expect((await ctr('-n', 'team-a', 'c', 'rm', 'pinned')).code).toBe(0);
+    expect(await ctr('ns', 'rm', 'team-a')).toEqual({ code: 0, stdout: 'team-a\n', stderr: '' });
+  });
+
+  it('containers: create, ls (with the namespace said), info, label, the seed list, rm', async () => {
+    const created = await ctr(
+      '-n',
+      'web',
+      'c',
+      'create',
+      '--rootfs',
+      rootfs,
+      '-e',
+      'A=1',
+      'app',
+      'sh',
+      '-c',
+      'echo hi',
+    );
+    expect(created).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await ctr('-n', 'web', 'c', 'ls')).toEqual({
+      code: 0,
+      stdout: 'CONTAINER    IMAGE    RUNTIME\napp          -        io.containerd.runc.v2\n',
+      stderr: 'ctr: showing containers in namespace "web"; -n NAME or -A for others\n',
+    });
+    const elsewhere = await ctr('-n', 'empty-ns', 'c', 'ls');
+    expect(elsewhere.stderr).toContain('there are some in');
+    expect(elsewhere.stderr).toContain('"web" (1)');
+    const all = await ctr('c', 'ls', '-A', '--json');
+    expect(
+      JSON.parse(all.stdout).map((c: { namespace: string; id: string }) => `${c.namespace}/${c.id}`),
+    ).toContain('web/app');
+    const info = JSON.parse((await ctr('-n', 'web', 'c', 'info', 'app')).stdout);
+    expect(info.spec.process.args).toEqual(['sh', '-c', 'echo hi']);
+    expect(info.spec.process.env).toContain('A=1');
+    expect(info.spec.root.path).toBe(rootfs);
+    expect((await ctr('-n', 'web', 'c', 'label', 'app', 'role=api')).stdout).toBe('role=api\n');
+    const seed = await ctr('-n', 'web', 'containers');
+    expect(seed.stdout.split('\n')[1]?.split(/\s+/)).toEqual(['app', rootfs, 'created', '-']);
+    expect(await ctr('-n', 'web', 'c', 'rm', 'app')).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(await ctr('-n', 'web', 'c', 'info', 'app')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'ctr: container "app" in namespace "web": not found\n',
+    });
+  });
+
+  it('events: a create as it happens, and --since replays the history', async () => {
+    const child = spawn(process.execPath, [ctrBin, '-n', 'ev', 'events', '--json'], { env: env() });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const started = new Date();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect((await ctr('-n', 'ev', 'c', 'create', '--rootfs', rootfs, 'e1', 'true')).code).toBe(0);
+      expect((await ctr('-n', 'ev', 'c', 'rm', 'e1')).code).toBe(0);
+      const deadline = Date.now() + 5000;
+      while (out.split('\n').filter(Boolean).length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      await exited;
+    }
+    expect(child.exitCode).toBe(0);
+    const live = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(live.map((e) => [e.type, e.id])).toEqual([
+      ['containers/create', 'e1'],
+      ['containers/delete', 'e1'],
+    ]);
+    const replay = await ctr(
+      '-n',
+      'ev',
+      'events',
+      '--since',
+      new Date(started.getTime() - 1000).toISOString(),
+      '--no-follow',
+    );
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toMatch(
+      /^TYPE +ID +PID +STATUS\ncontainers\/create +e1\ncontainers\/delete +e1\n$/,
+    );
+  });
+
+  it('run --rm: output, exit status, nothing left behind', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    const ok = await ctr(
+      '-n',
+      'e2e-tasks',
+      'run',
+      '--rm',
+      '--fifo-dir',
+      fifoDir,
+      '--rootfs',
+      rootfs,
+      'echo1',
+      'sh',
+      '-c',
+      'echo out; echo err >&2; exit 7',
+    );
+    expect(ok).toEqual({ code: 7, stdout: 'out\n', stderr: 'err\n' });
+    expect((await ctr('-n', 'e2e-tasks', 'c', 'ls', '-q')).stdout).toBe('');
+  });
+
+  it('run -d, tasks ls/exec/kill, logs, rm -f', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    const started = await ctr(
+      '-n',
+      'e2e-tasks',
+      'run',
+      '-d',
+      '--rootfs',
+      rootfs,
+      'sleeper',
+      'sh',
+      '-c',
+      'echo ready; sleep 300',
+    );
+    expect(started.code).toBe(0);
+    const ls = await ctr('-n', 'e2e-tasks', 't', 'ls');
+    expect(ls.stdout).toMatch(/\nsleeper +\d+ +RUNNING\n/);
+    const exec = await ctr(
+      '-n',
+      'e2e-tasks',
+      't',
+      'exec',
+      '--fifo-dir',
+      fifoDir,
+      '--exec-id',
+      'x1',
+      'sleeper',
+      'sh',
+      '-c',
+      'id -u; exit 3',
+    );
+    expect(exec).toEqual({ code: 3, stdout: '0\n', stderr: '' });
+    const logs = await ctr('-n', 'e2e-tasks', 'logs', 'sleeper');
+    expect(logs.stdout).toBe('ready\n');
+    expect((await ctr('-n', 'e2e-tasks', 't', 'kill', '-s', 'KILL', 'sleeper')).code).toBe(0);
+    expect(await ctr('-n', 'e2e-tasks', 'rm', '-f', 'sleeper')).toEqual({
+      code: 0,
+      stdout: 'sleeper\n',
+      stderr: '',
+    });
+  });
+});
