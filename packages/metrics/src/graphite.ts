@@ -193,8 +193,13 @@ export class GraphiteReporter {
       socket.once('close', done);
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
-      if (this.#connected) socket.end();
-      else socket.destroy();
+      if (this.#connected) {
+        socket.end();
+        // A server that never closes its side must not hold stop() forever.
+        setTimeout(() => socket.destroy(), 1000).unref();
+      } else {
+        socket.destroy();
+      }
     });
   }
 

@@ -78,3 +78,4 @@ export {
   readCgroupV2Metrics,
 } from './cgroup-v2.js';
 export { cgroupMetricsFamilies } from './cgroup-prometheus.js';
+export { type ProcessGaugeOptions, registerProcessGauges } from './process-gauges.js';

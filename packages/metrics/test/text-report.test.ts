@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { formatTextReport, ManualClock, Registry, RELATIVE_ERROR, startTextReporter } from '../src/index.js';
+import {
+  formatTextReport,
+  ManualClock,
+  Registry,
+  RELATIVE_ERROR,
+  registerProcessGauges,
+  startTextReporter,
+} from '../src/index.js';
 
 const DATE = new Date(Date.UTC(2015, 11, 16, 11, 48, 28));
 
@@ -139,6 +146,21 @@ describe('Registry', () => {
     expect(r.size).toBe(2);
     expect(() => r.register('b', r.counter('x'))).toThrow(/already registered/);
     expect(() => r.counter('')).toThrow(/must be 1 to 256/);
+  });
+
+  test('process gauges read live values', () => {
+    const r = new Registry();
+    registerProcessGauges(r);
+    const value = (name: string): number => {
+      const m = r.get(name);
+      if (m?.kind !== 'gauge') throw new Error(`${name} is not a gauge`);
+      return m.value();
+    };
+    expect(value('fds')).toBeGreaterThan(2);
+    expect(value('heap-used-bytes')).toBeGreaterThan(1_000_000);
+    expect(value('rss-bytes')).toBeGreaterThan(value('heap-used-bytes'));
+    expect(value('event-loop-handles')).toBeGreaterThanOrEqual(0);
+    expect(formatTextReport(r)).toMatch(/gauge fds\n.* {3}value: +\d+\n/);
   });
 
   test('a computed gauge cannot be set', () => {
