@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,9 @@ import {
   formatPrometheus,
   parsePsi,
   readCgroupV1Metrics,
+  readCgroupMounts,
   readCgroupV2Metrics,
+  readProcessCgroup,
 } from '../src/index.js';
 
 const MAX = (1n << 64n) - 1n;
@@ -199,5 +202,16 @@ describe('cgroup Prometheus samples (v1)', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe.skipIf(!existsSync('/proc/self/cgroup'))('cgroup v2 reader (this process)', () => {
+  test('reads CPU usage of our own unified cgroup when one is mounted', async () => {
+    const mounts = await readCgroupMounts();
+    const pc = await readProcessCgroup('self');
+    if (!mounts.unified || pc.unified === undefined) return;
+    const m = await readCgroupV2Metrics(pc.unified, { mounts });
+    // Hybrid hosts (this one) enable no controllers in the v2 tree, but every group has cpu.stat (4.15+).
+    expect(m.cpu?.usageUsec).toBeGreaterThan(0n);
   });
 });
