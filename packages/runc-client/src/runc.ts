@@ -2,11 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import * as argv from './argv.js';
 import { RuncError, RuncValidationError, runcMessageFrom } from './errors.js';
 import type { RuncEvent, Stats } from './events.js';
-import type { RuncIO, StdioSlot } from './io.js';
+import { nullIO, type RuncIO, type StdioSlot } from './io.js';
 import type {
   CallOptions,
   CheckpointOptions,
@@ -101,7 +100,7 @@ export class Runc {
         verb: `create ${id}`,
         args: argv.createArgs(id, bundle, { ...opts, pidFile }),
         signal: opts.signal,
-        io: opts.io,
+        io: opts.io ?? nullIO(),
         extraFiles: opts.extraFiles,
         dir,
       });
@@ -130,7 +129,7 @@ export class Runc {
         verb: `run ${id}`,
         args: argv.runArgs(id, bundle, { ...opts, pidFile }),
         signal: opts.signal,
-        io: opts.io,
+        io: opts.io ?? nullIO(),
         extraFiles: opts.extraFiles,
         foreground: !detach,
         dir,
@@ -160,7 +159,7 @@ export class Runc {
         verb: `exec ${id}`,
         args: argv.execArgs(id, { ...opts, pidFile }, processFile),
         signal: opts.signal,
-        io: opts.io,
+        io: opts.io ?? nullIO(),
         extraFiles: opts.extraFiles,
         foreground: !detach,
         dir,
@@ -246,7 +245,7 @@ export class Runc {
         verb: `restore ${id}`,
         args: argv.restoreArgs(id, { ...opts, pidFile }),
         signal: opts.signal,
-        io: opts.io,
+        io: opts.io ?? nullIO(),
         foreground: !detach,
         dir,
       });
@@ -285,28 +284,65 @@ export class Runc {
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
     });
-    const exited = new Promise<Outcome>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code, sig) => resolve({ stdout: '', exitCode: code, signal: sig }));
+    // stdout is split by hand rather than through readline: readline's async iterator does not
+    // settle when the stream is destroyed under it, so an abort would hang the consumer.
+    const lines: string[] = [];
+    let partial = '';
+    let ended = false;
+    let failed: Error | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      partial += d;
+      for (let i = partial.indexOf('\n'); i >= 0; i = partial.indexOf('\n')) {
+        lines.push(partial.slice(0, i));
+        partial = partial.slice(i + 1);
+      }
+      notify();
     });
-    exited.catch(() => {});
-    const onAbort = () => child.kill('SIGKILL');
+    child.once('error', (e) => {
+      failed = e;
+      notify();
+    });
+    const exited = new Promise<Outcome>((resolve) => {
+      child.once('close', (code, sig) => {
+        if (partial) lines.push(partial);
+        partial = '';
+        ended = true;
+        resolve({ stdout: '', exitCode: code, signal: sig });
+        notify();
+      });
+    });
+    const onAbort = () => {
+      child.kill('SIGKILL');
+      notify();
+    };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const lines = createInterface({
-        input: child.stdout as NodeJS.ReadableStream,
-        crlfDelay: Number.POSITIVE_INFINITY,
-      });
-      for await (const line of lines) {
-        if (!line.trim()) continue;
-        yield parseJson(`events ${id}`, line) as RuncEvent;
+      for (;;) {
+        if (opts.signal?.aborted) throw abortError(opts.signal, `runc events ${id}`);
+        if (failed) throw failed;
+        const line = lines.shift();
+        if (line !== undefined) {
+          if (line.trim()) yield parseJson(`events ${id}`, line) as RuncEvent;
+          continue;
+        }
+        if (ended) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       }
       const out = await exited;
-      if (opts.signal?.aborted) throw abortError(opts.signal, `runc events ${id}`);
       if (out.exitCode !== 0) throw this.failure(`events ${id}`, [bin, ...full], out, stderr);
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      child.stdout?.destroy();
+      child.stderr?.destroy();
     }
   }
 
@@ -387,10 +423,15 @@ export class Runc {
       });
       // With container stdio, the container keeps runc's stdout/stderr open after runc exits:
       // wait for runc's exit, not for its streams to close.
-      child.once(io ? 'exit' : 'close', (code: number | null, sig: NodeJS.Signals | null) => {
+      // After an abort, a grandchild may still hold runc's pipes: runc's exit is enough then too.
+      const done = (code: number | null, sig: NodeJS.Signals | null) => {
         inv.signal?.removeEventListener('abort', onAbort);
         resolve({ stdout, exitCode: code, signal: sig });
+      };
+      child.once('exit', (code, sig) => {
+        if (io || inv.signal?.aborted) done(code, sig);
       });
+      if (!io) child.once('close', done);
     });
     if (inv.signal?.aborted) throw abortError(inv.signal, `runc ${inv.verb}`);
 

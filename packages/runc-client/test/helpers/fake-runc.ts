@@ -2,41 +2,44 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// A fake runc: a shell script that records its argv (NUL-separated) and answers with whatever the
-// test put in its directory (stdout, stderr, exit, pid, events). It writes its stderr to --log when
-// given, like runc does.
+// A stand-in runc for unit tests: records its argv (NUL-separated), stdin and --process file,
+// writes a pid to --pid-file, prints canned stdout, logs a canned line to --log (or stderr), exits
+// with a canned code. Behaviour comes from FAKE_RUNC_* variables passed through Runc's `env`.
 const SCRIPT = `#!/bin/sh
-d="$(dirname "$0")"
-printf '%s\\0' "$@" > "$d/argv.tmp" && mv "$d/argv.tmp" "$d/argv"
-log=""; pidfile=""; prev=""; stdin=""
+dir="$FAKE_RUNC_DIR"
+: > "$dir/argv"
+for a in "$@"; do printf '%s\\0' "$a" >> "$dir/argv"; done
+prev=""
+log=""
 for a in "$@"; do
   case "$prev" in
+    --pid-file) echo "\${FAKE_RUNC_PID:-4242}" > "$a" ;;
     --log) log="$a" ;;
-    --pid-file) pidfile="$a" ;;
-    --process) cp "$a" "$d/process.json" ;;
-    --resources) [ "$a" = "-" ] && stdin=1 ;;
+    --process) cp "$a" "$dir/process.json" ;;
   esac
   prev="$a"
 done
-[ -n "$stdin" ] && cat > "$d/stdin"
-[ -n "$pidfile" ] && [ -f "$d/pid" ] && cat "$d/pid" > "$pidfile"
-[ -f "$d/stdout" ] && cat "$d/stdout"
-if [ -f "$d/stderr" ]; then
-  if [ -n "$log" ]; then cat "$d/stderr" >> "$log"; else cat "$d/stderr" >&2; fi
+if [ -n "$FAKE_RUNC_READ_STDIN" ]; then cat > "$dir/stdin"; fi
+if [ -n "$FAKE_RUNC_STDOUT" ]; then printf '%s' "$FAKE_RUNC_STDOUT"; fi
+if [ -n "$FAKE_RUNC_CHILD_STDOUT" ]; then printf '%s' "$FAKE_RUNC_CHILD_STDOUT"; fi
+if [ -n "$FAKE_RUNC_STDERR" ]; then printf '%s\\n' "$FAKE_RUNC_STDERR" >&2; fi
+if [ -n "$FAKE_RUNC_LOG" ]; then
+  if [ -n "$log" ]; then printf '%s\\n' "$FAKE_RUNC_LOG" >> "$log"; else printf '%s\\n' "$FAKE_RUNC_LOG" >&2; fi
 fi
-[ -f "$d/sleep" ] && exec sleep "$(cat "$d/sleep")"
-exit "$(cat "$d/exit" 2>/dev/null || echo 0)"
+if [ -n "$FAKE_RUNC_SLEEP" ]; then sleep "$FAKE_RUNC_SLEEP"; fi
+exit "\${FAKE_RUNC_EXIT:-0}"
 `;
 
 export interface FakeRunc {
   dir: string;
   binary: string;
-  /** Canned answers for the next calls. */
-  answer(a: { stdout?: string; stderr?: string; exit?: number; pid?: number; sleep?: number }): Promise<void>;
-  /** argv of the last call (without the binary), or undefined when the script never ran. */
-  argv(): Promise<string[] | undefined>;
-  read(name: 'stdin' | 'process.json'): Promise<string>;
-  remove(): Promise<void>;
+  /** The argv of the last call (without the binary). */
+  argv(): Promise<string[]>;
+  called(): Promise<boolean>;
+  stdin(): Promise<string>;
+  processJson(): Promise<unknown>;
+  env(extra?: Record<string, string>): Record<string, string>;
+  cleanup(): Promise<void>;
 }
 
 export async function makeFakeRunc(): Promise<FakeRunc> {
@@ -47,21 +50,21 @@ export async function makeFakeRunc(): Promise<FakeRunc> {
   return {
     dir,
     binary,
-    async answer(a) {
-      for (const [k, v] of Object.entries(a)) {
-        if (v === undefined) await rm(join(dir, k), { force: true });
-        else await writeFile(join(dir, k), String(v));
-      }
-    },
     async argv() {
-      try {
-        const raw = await readFile(join(dir, 'argv'), 'utf8');
-        return raw.split('\0').slice(0, -1);
-      } catch {
-        return undefined;
-      }
+      const raw = await readFile(join(dir, 'argv'), 'utf8');
+      return raw.split('\0').slice(0, -1);
     },
-    read: (name) => readFile(join(dir, name), 'utf8'),
-    remove: () => rm(dir, { recursive: true, force: true }),
+    async called() {
+      return readFile(join(dir, 'argv')).then(
+        () => true,
+        () => false,
+      );
+    },
+    stdin: () => readFile(join(dir, 'stdin'), 'utf8'),
+    async processJson() {
+      return JSON.parse(await readFile(join(dir, 'process.json'), 'utf8'));
+    },
+    env: (extra = {}) => ({ FAKE_RUNC_DIR: dir, ...extra }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }

@@ -125,3 +125,13 @@ export async function mountsUnder(path: string): Promise<string[]> {
     .map((l) => l.split(' ')[4] ?? '')
     .filter((mp) => mp.startsWith(path));
 }
+
+/** True while a pid exists (kill 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
