@@ -37,7 +37,7 @@ export interface HistogramSnapshot {
  * within RELATIVE_ERROR of a recorded value. Samples weigh exp(decay * age) like Coda Hale's decaying
  * reservoir, so mean, stddev and percentiles follow recent behaviour; count, sum, min and max are exact
  * over the histogram's lifetime. Values are non-negative; values below 1 are counted as 0, so record
- * integers such as nanoseconds or bytes.
+ * integers such as nanoseconds or bytes. NaN and infinities are ignored.
  */
 export class Histogram {
   readonly kind = 'histogram';
@@ -61,7 +61,7 @@ export class Histogram {
   }
 
   update(value: number): void {
-    if (Number.isNaN(value)) return;
+    if (!Number.isFinite(value)) return;
     const v = Math.max(0, value);
     if (this.#count === 0 || v < this.#min) this.#min = v;
     if (this.#count === 0 || v > this.#max) this.#max = v;

@@ -74,7 +74,9 @@ describe('Histogram percentiles', () => {
     expect(h.snapshot()).toMatchObject({ count: 0, min: 0, max: 0, mean: 0, stddev: 0, median: 0, p999: 0 });
     h.update(-5);
     h.update(Number.NaN);
+    h.update(Number.POSITIVE_INFINITY);
     expect(h.count()).toBe(1);
+    expect(h.mean()).toBe(0);
     expect(h.quantiles([0.5])).toEqual([0]);
   });
 
