@@ -73,3 +73,23 @@ describe('ctr checkpoints', () => {
     expect(d.images.size).toBe(0);
   });
 });
+
+describe('ctr tasks checkpoint', () => {
+  it('names the checkpoint after the time when no name is given', async () => {
+    const d = new FakeDaemon();
+    const t = new FakeTasks();
+    t.program = (io) => io.killed.then(() => 0);
+    const routes = (router: ConnectRouter) => {
+      d.routes(router);
+      t.routes(router);
+    };
+    await runCtr(['run', '-d', '--rootfs', join(dir, 'rootfs'), 'db', 'sleep', '9'], { routes });
+    const res = await runCtr(['t', 'checkpoint', '--exit', 'db'], { routes });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^\d{8}T\d{6}Z\n$/);
+    expect(t.checkpoints[0]?.options).toMatchObject({ exit: true });
+    expect([...(d.images.get('default')?.keys() ?? [])]).toEqual([
+      `containerd.io/checkpoint/db:${res.stdout.trim()}`,
+    ]);
+  });
+});
