@@ -30,7 +30,7 @@ function abortError(signal: AbortSignal): Error {
 export class Console {
   private streams: { close(): void }[] = [];
   private closed = false;
-  /** The path runc named the pty with (e.g. /dev/pts/3). */
+  /** The name runc sent with the fd: the master's path (runc 1.1 sends "/dev/ptmx"). */
   readonly name: string;
   /** The master fd; owned by this object until close(). */
   readonly fd: number;

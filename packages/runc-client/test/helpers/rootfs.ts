@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,11 +127,19 @@ export async function mountsUnder(path: string): Promise<string[]> {
     .filter((mp) => mp.startsWith(path));
 }
 
-/** True while a pid exists (kill 0). */
+/**
+ * True while a pid runs. A zombie counts as gone: it has exited and waits for its parent (often
+ * pid 1 once runc has exited) to collect it.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
