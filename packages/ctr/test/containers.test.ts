@@ -133,6 +133,14 @@ describe('ctr containers create', () => {
     const none = await runCtr(['c', 'create', 'x', 'sh'], { routes: d.routes });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--rootfs DIR');
+    const noCmd = await runCtr(['c', 'create', '--rootfs', rootfs, 'x'], { routes: d.routes });
+    expect(noCmd).toEqual({
+      code: 2,
+      stdout: '',
+      stderr:
+        'ctr: give the command to run after the container id (a root filesystem has no default command)\n',
+    });
+    expect(d.calls).toEqual([]);
   });
 });
 

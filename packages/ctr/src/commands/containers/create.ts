@@ -32,6 +32,11 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
       ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined)
       : this.rest;
     if (!id) return this.usageError('give a container id, or `--` before the command to generate one');
+    if (args.length === 0) {
+      this.usageError(
+        'give the command to run after the container id (a root filesystem has no default command)',
+      );
+    }
     const container = await createContainer(this.clients, { ...this.flags, id, args });
     if (this.flags.json) return this.printJson(containerJson(container));
     if (generated) this.out(id);
