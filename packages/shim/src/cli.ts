@@ -99,7 +99,6 @@ async function serve(options: ReturnType<typeof parseCommandLine>['options']): P
   const onSignal = () => void shim.stop();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  process.on('SIGPIPE', () => {});
   await shim.done;
   logger.info({}, 'shim exiting');
   return 0;

@@ -239,7 +239,7 @@ export class TaskManager {
     if (this.opts.oom && task.cgroup) {
       this.opts.oom.add(key, task.cgroup, () => this.publishOom(task));
     }
-    void this.opts.reaper.watch(init.pid).then((info) => this.onExit(task, init, info));
+    this.watchExit(task, init);
     this.opts.publish(
       namespace,
       '/tasks/create',
@@ -342,8 +342,15 @@ export class TaskManager {
       create(TaskExecStartedSchema, { containerId: task.id, execId: p.execId, pid: p.pid }),
     );
     p.starting = undefined;
-    void this.opts.reaper.watch(p.pid).then((info) => this.onExit(task, p, info));
+    this.watchExit(task, p);
     return p.pid;
+  }
+
+  private watchExit(task: Task, p: ShimProcess): void {
+    this.opts.reaper
+      .watch(p.pid)
+      .then((info) => this.onExit(task, p, info))
+      .catch((e) => this.log.error({ err: e, task: task.id, exec: p.execId }, 'exit handling failed'));
   }
 
   /** An exit the reaper saw: drain output, write the exit file (init), then tell waiters and the daemon. */

@@ -58,8 +58,9 @@ describe('reaper', () => {
   });
 
   it('keeps the status of a process that exited before it was watched', async () => {
-    const pid = await orphan('exit 4');
-    await new Promise((r) => setTimeout(r, 300));
+    // It outlives sh (which would otherwise reap it itself), then exits before anyone watches it.
+    const pid = await orphan('sleep 0.1; exit 4');
+    await new Promise((r) => setTimeout(r, 600));
     expect(zombieChildren()).not.toContain(pid);
     expect((await reaper.watch(pid)).exitStatus).toBe(4);
   });

@@ -37,6 +37,8 @@ describe('stdio', () => {
     const done = copyOutput(source, 'stdout', sink, log);
     source.write('one\n');
     const reader = createReadStream(path);
+    // A fifo's data is lost if its last fd closes before the reader has opened it.
+    await new Promise<void>((r) => reader.once('open', () => r()));
     const chunks: Buffer[] = [];
     reader.on('data', (c) => chunks.push(c as Buffer));
     const ended = new Promise<void>((r) => reader.on('end', () => r()));
@@ -102,6 +104,8 @@ describe('stdio', () => {
     await io.open('ns', 'id');
     const { stdout, stderr } = io.runtimeStdio();
     const reader = createReadStream(out);
+    // A fifo's data is lost if its last fd closes before the reader has opened it.
+    await new Promise<void>((r) => reader.once('open', () => r()));
     const chunks: Buffer[] = [];
     reader.on('data', (c) => chunks.push(c as Buffer));
     const ended = new Promise<void>((r) => reader.on('end', () => r()));
