@@ -1,0 +1,189 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import type { Client } from '@connectrpc/connect';
+import type { Server } from '@ctrd/api-proto';
+import { createClient, createServer, OCI_PROCESS_URL, packJson, service } from '@ctrd/api-proto';
+import { EventsService } from '@ctrd/api-proto/events';
+import { TaskService } from '@ctrd/api-proto/shim';
+import { FifoSet } from '@ctrd/ctr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// ctr's client side of stdio (FifoSet: fifos made and opened by ctr, held until Start, read to EOF)
+// against the real ctrd-shim running busybox through real runc. This is the part of `ctr run` and
+// `ctr tasks exec` that a fake cannot prove: that the shim's opens, its copy and its close line up
+// with ours, for an init process (fifos opened at Create) and an exec (opened at Start).
+
+const run = promisify(execFile);
+const require = createRequire(import.meta.url);
+const SHIM_BIN = join(dirname(require.resolve('@ctrd/shim/package.json')), 'dist', 'bin.js');
+const NS = 'ctrfifo';
+
+let dir: string;
+let rootfs: string;
+let runcRoot: string;
+let fifoDir: string;
+let daemon: Server | undefined;
+let shimPid = 0;
+let tasks: Client<typeof TaskService>;
+const created: string[] = [];
+
+async function buildRootfs(path: string): Promise<void> {
+  await mkdir(join(path, 'bin'), { recursive: true });
+  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(path, d), { recursive: true });
+  await copyFile('/bin/busybox', join(path, 'bin', 'busybox'));
+  await chmod(join(path, 'bin', 'busybox'), 0o755);
+  for (const name of ['sh', 'echo', 'cat', 'tr', 'sleep', 'true'])
+    await symlink('busybox', join(path, 'bin', name));
+}
+
+async function bundle(id: string, args: string[]): Promise<string> {
+  const b = join(dir, 'bundles', id);
+  await mkdir(b, { recursive: true, mode: 0o700 });
+  await run('runc', ['spec'], { cwd: b });
+  const spec = JSON.parse(await readFile(join(b, 'config.json'), 'utf8'));
+  spec.process.args = args;
+  spec.process.terminal = false;
+  spec.linux.cgroupsPath = `/ctr-fifo-e2e/${id}`;
+  await writeFile(join(b, 'config.json'), JSON.stringify(spec));
+  return b;
+}
+
+function collect(stream: Readable | undefined): () => string {
+  const chunks: Buffer[] = [];
+  stream?.on('data', (c: Buffer) => chunks.push(c));
+  return () => Buffer.concat(chunks).toString();
+}
+
+function mountsUnder(path: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((mp) => mp.startsWith(path));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ctr-fifo-e2e-'));
+  rootfs = join(dir, 'rootfs');
+  runcRoot = join(dir, 'runc');
+  fifoDir = join(dir, 'fifo');
+  await buildRootfs(rootfs);
+  daemon = await createServer({
+    socketPath: join(dir, 'daemon.sock'),
+    services: [service(EventsService, { forward: () => ({}) })],
+  });
+  const { stdout } = await run(process.execPath, [
+    SHIM_BIN,
+    'start',
+    '--namespace',
+    NS,
+    '--id',
+    'ctrfifo',
+    '--state-dir',
+    join(dir, 'state'),
+    '--address',
+    join(dir, 'daemon.sock'),
+    '--runc-root',
+    runcRoot,
+  ]);
+  tasks = createClient(TaskService, { address: stdout.trim(), namespace: NS, timeoutMs: 30_000 });
+  shimPid = (await tasks.connect({})).shimPid;
+}, 60_000);
+
+afterAll(async () => {
+  for (const id of created) await run('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => {});
+  if (shimPid > 0) {
+    try {
+      process.kill(shimPid, 'SIGKILL');
+    } catch {}
+  }
+  for (const mp of mountsUnder(dir).reverse()) await run('umount', ['-l', mp]).catch(() => {});
+  await daemon?.close({ graceMs: 100 });
+  await rm(dir, { recursive: true, force: true });
+  for (const c of readdirSync('/sys/fs/cgroup'))
+    await rmdir(join('/sys/fs/cgroup', c, 'ctr-fifo-e2e')).catch(() => {});
+}, 60_000);
+
+describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
+  it('init process: stdin in, stdout and stderr out, every byte read before EOF', async () => {
+    const id = 'init1';
+    const b = await bundle(id, ['sh', '-c', 'tr a-z A-Z; echo done >&2; exit 5']);
+    created.push(id);
+    const fifos = await FifoSet.create(id, { fifoDir, stdin: true, stdout: true, stderr: true });
+    const out = collect(fifos.stdout);
+    const err = collect(fifos.stderr);
+    const p = fifos.paths;
+    await tasks.create({
+      id,
+      bundle: b,
+      rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }],
+      stdin: p.stdin,
+      stdout: p.stdout,
+      stderr: p.stderr,
+    });
+    const waited = tasks.wait({ id });
+    await tasks.start({ id });
+    fifos.attached();
+    fifos.stdin?.end('hello fifo\n');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await tasks.closeIO({ id, stdin: true });
+    expect((await waited).exitStatus).toBe(5);
+    await fifos.drained();
+    expect(out()).toBe('HELLO FIFO\n');
+    expect(err()).toBe('done\n');
+    await fifos.remove();
+    expect(readdirSync(fifoDir)).toEqual([]);
+    await tasks.delete({ id });
+  });
+
+  it('exec: the shim opens the fifos only at Start, and nothing is lost', async () => {
+    const id = 'host1';
+    const b = await bundle(id, ['sleep', '300']);
+    created.push(id);
+    await tasks.create({
+      id,
+      bundle: b,
+      rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }],
+    });
+    await tasks.start({ id });
+    const execId = 'x1';
+    const fifos = await FifoSet.create(execId, { fifoDir, stdin: true, stdout: true, stderr: true });
+    const out = collect(fifos.stdout);
+    const p = fifos.paths;
+    await tasks.exec({
+      id,
+      execId,
+      stdin: p.stdin,
+      stdout: p.stdout,
+      stderr: p.stderr,
+      spec: packJson(OCI_PROCESS_URL, {
+        args: ['sh', '-c', 'cat; echo tail'],
+        cwd: '/',
+        env: ['PATH=/bin'],
+        user: { uid: 0, gid: 0 },
+      }),
+    });
+    // Written before Start: it waits in the fifo, which ctr keeps open until the shim has its end.
+    fifos.stdin?.write('early line\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const waited = tasks.wait({ id, execId });
+    await tasks.start({ id, execId });
+    fifos.attached();
+    fifos.stdin?.end();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await tasks.closeIO({ id, execId, stdin: true });
+    expect((await waited).exitStatus).toBe(0);
+    await fifos.drained();
+    expect(out()).toBe('early line\ntail\n');
+    await fifos.remove();
+    await tasks.delete({ id, execId });
+    await tasks.kill({ id, signal: 9 });
+    await tasks.wait({ id });
+    await tasks.delete({ id });
+  });
+});
