@@ -7,7 +7,7 @@ import { Exchange } from './services/exchange.js';
 import { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 import { LocalLeases, leasesService } from './services/leases.js';
 import { LocalNamespaces, namespacesService } from './services/namespaces.js';
-import { tasksPlaceholderService } from './services/tasks-placeholder.js';
+import { tasksGrpcPlugin, tasksServicePlugin } from './services/tasks.js';
 import { versionService } from './services/version.js';
 import { MetaStore } from './store/meta-store.js';
 
@@ -87,6 +87,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
         ),
       }),
     },
+    tasksServicePlugin(),
     grpc('version', [], () => [versionService()]),
     grpc('namespaces', [PluginType.Service], (ctx) => [namespacesService(svc(ctx, 'namespaces-service'))]),
     grpc('containers', [PluginType.Service], (ctx) => [containersService(svc(ctx, 'containers-service'))]),
@@ -95,8 +96,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
       eventsService(ctx.get(PluginType.Event, 'exchange')),
       eventHistoryService(ctx.get(PluginType.Event, 'exchange')),
     ]),
-    // Replaced by the tasks service once the shim manager exists; see README.
-    grpc('tasks', [PluginType.Service], (ctx) => [tasksPlaceholderService(svc(ctx, 'containers-service'))]),
+    tasksGrpcPlugin(),
     {
       type: PluginType.Grpc,
       id: 'introspection',

@@ -19,6 +19,22 @@ export type { PluginContext, PluginInstance, PluginRecord, PluginRegistration, P
 export { initPlugins, orderPlugins, PluginType } from './plugin.js';
 export type { RootLock } from './root-lock.js';
 export { lockRoot } from './root-lock.js';
+export type { BundleRecord } from './runtime/bundle.js';
+export { bundlePath, listBundles } from './runtime/bundle.js';
+export type { LocalTasksOptions } from './runtime/local-tasks.js';
+export { LocalTasks, RUNC_RUNTIMES } from './runtime/local-tasks.js';
+export type {
+  DeadTaskExit,
+  ProcessLauncherOptions,
+  ShimClient,
+  ShimConnection,
+  ShimLauncher,
+} from './runtime/shim-launcher.js';
+export { ProcessShimLauncher, resolveShimBinary } from './runtime/shim-launcher.js';
+export type { Shim, ShimManagerOptions } from './runtime/shim-manager.js';
+export { ownShimId, SHIM_LABEL, ShimManager, sharedShimId } from './runtime/shim-manager.js';
+export type { TasksPluginOptions } from './services/tasks.js';
+export { tasksGrpcPlugin, tasksService, tasksServicePlugin } from './services/tasks.js';
 export { containersService, LocalContainers, validateContainer } from './services/containers.js';
 export { eventHistoryService, eventsService } from './services/events.js';
 export type { ExchangeOptions, ExchangeStats } from './services/exchange.js';
@@ -26,7 +42,6 @@ export { Exchange, validateTopic } from './services/exchange.js';
 export { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 export { EXPIRE_LABEL, generateLeaseId, LocalLeases, leasesService } from './services/leases.js';
 export { LocalNamespaces, namespacesService } from './services/namespaces.js';
-export { tasksPlaceholderService } from './services/tasks-placeholder.js';
 export { REVISION, VERSION, versionService } from './services/version.js';
 export type { MetaStoreOptions } from './store/meta-store.js';
 export { MetaStore, migrate } from './store/meta-store.js';

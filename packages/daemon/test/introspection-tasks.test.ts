@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isInvalidArgument, isNotFound, isNotImplemented, OCI_SPEC_URL, packJson } from '@ctrd/api-proto';
-import { ContainersService } from '@ctrd/api-proto/containers';
+import { isInvalidArgument } from '@ctrd/api-proto';
 import { IntrospectionService } from '@ctrd/api-proto/introspection';
-import { TasksService } from '@ctrd/api-proto/tasks';
 import { VersionService } from '@ctrd/api-proto/version';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinPlugins } from '../src/builtin-plugins.js';
@@ -88,22 +86,5 @@ describe('Introspection and Version', () => {
       ],
     ]);
     await set.close();
-  });
-});
-
-describe('Tasks placeholder', () => {
-  it('Get: container NotFound first, then "task X not found"; List empty; the rest Unimplemented', async () => {
-    const t = h.client(TasksService);
-    const e1 = await t.get({ containerId: 'ghost' }).catch((e) => e);
-    expect(isNotFound(e1)).toBe(true);
-    expect(e1.message).toMatch(/container "ghost" in namespace "default"/);
-    await h.client(ContainersService).create({
-      container: { id: 'c', runtime: { name: 'io.containerd.runc.v2' }, spec: packJson(OCI_SPEC_URL, {}) },
-    });
-    const e2 = await t.get({ containerId: 'c' }).catch((e) => e);
-    expect(isNotFound(e2)).toBe(true);
-    expect(e2.message).toMatch(/task c not found/);
-    expect((await t.list({})).tasks).toEqual([]);
-    expect(isNotImplemented(await t.create({ containerId: 'c' }).catch((e) => e))).toBe(true);
   });
 });

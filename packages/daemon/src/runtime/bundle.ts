@@ -1,0 +1,103 @@
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AlreadyExists, FailedPrecondition } from '@ctrd/api-proto';
+
+// Bundles: state/bundles/<ns>/<id>, 0700, holding config.json (the stored spec's bytes, never
+// re-encoded), rootfs/ (mounted by the shim), and what restart recovery needs: the shim's address
+// and id.
+
+export const ADDRESS_FILE = 'address';
+export const SHIM_ID_FILE = 'shim-id';
+
+export function bundlesDir(stateDir: string): string {
+  return join(stateDir, 'bundles');
+}
+
+export function bundlePath(stateDir: string, namespace: string, id: string): string {
+  return join(bundlesDir(stateDir), namespace, id);
+}
+
+export async function createBundle(
+  stateDir: string,
+  namespace: string,
+  id: string,
+  spec: Uint8Array,
+): Promise<string> {
+  await mkdir(join(bundlesDir(stateDir), namespace), { recursive: true, mode: 0o711 });
+  const path = bundlePath(stateDir, namespace, id);
+  try {
+    await mkdir(path, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new AlreadyExists(`task ${id}: bundle ${path} already exists`, { cause: e });
+    throw e;
+  }
+  try {
+    await writeFile(join(path, 'config.json'), spec, { mode: 0o600 });
+    await mkdir(join(path, 'rootfs'), { mode: 0o711 });
+  } catch (e) {
+    await rm(path, { recursive: true, force: true });
+    throw e;
+  }
+  return path;
+}
+
+export async function writeShimRecord(bundle: string, shimId: string, address: string): Promise<void> {
+  await writeFile(join(bundle, ADDRESS_FILE), address, { mode: 0o600 });
+  await writeFile(join(bundle, SHIM_ID_FILE), shimId, { mode: 0o600 });
+}
+
+export interface BundleRecord {
+  namespace: string;
+  id: string;
+  path: string;
+  shimId: string | undefined;
+  address: string | undefined;
+}
+
+const readOptional = (p: string): Promise<string | undefined> =>
+  readFile(p, 'utf8').then(
+    (s) => s.trim() || undefined,
+    () => undefined,
+  );
+
+/** Every bundle on disk (restart recovery). */
+export async function listBundles(stateDir: string): Promise<BundleRecord[]> {
+  const out: BundleRecord[] = [];
+  const root = bundlesDir(stateDir);
+  const namespaces = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const ns of namespaces) {
+    if (!ns.isDirectory()) continue;
+    const ids = await readdir(join(root, ns.name), { withFileTypes: true }).catch(() => []);
+    for (const id of ids) {
+      if (!id.isDirectory()) continue;
+      const path = join(root, ns.name, id.name);
+      out.push({
+        namespace: ns.name,
+        id: id.name,
+        path,
+        shimId: await readOptional(join(path, SHIM_ID_FILE)),
+        address: await readOptional(join(path, ADDRESS_FILE)),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes a bundle. rootfs/ goes first with rmdir, which fails on a mount point or a non-empty
+ * dir, so a rootfs still mounted is never walked into and its files never deleted.
+ */
+export async function removeBundle(path: string): Promise<void> {
+  try {
+    await rmdir(join(path, 'rootfs'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT')
+      throw new FailedPrecondition(
+        `bundle ${path}: rootfs is still mounted or not empty (${code}): unmount it, then delete the task again`,
+        { cause: e },
+      );
+  }
+  await rm(path, { recursive: true, force: true });
+}
