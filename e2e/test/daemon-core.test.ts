@@ -32,7 +32,12 @@ async function ctr(...args: string[]): Promise<{ code: number; stdout: string; s
 
 async function ok(...args: string[]): Promise<string> {
   const r = await ctr(...args);
-  if (r.code !== 0) throw new Error(`ctr ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  if (r.code !== 0) {
+    const calls = d.logs().split('\n').slice(-15).join('\n');
+    throw new Error(
+      `ctr ${args.join(' ')} failed (${r.code}): ${r.stderr}\nlast daemon log lines:\n${calls}`,
+    );
+  }
   return r.stdout;
 }
 
@@ -118,7 +123,7 @@ describe('ctrd driven by stock ctr 1.6', () => {
       expect(out).toMatch(/default\s+\/containers\/create\s+\{.*"id":"evt"/);
     } finally {
       sub.kill('SIGTERM');
-      await ok('containers', 'rm', 'evt');
+      await ctr('containers', 'rm', 'evt');
     }
   });
 
@@ -177,7 +182,7 @@ describe('ctrd driven by stock ctr 1.6', () => {
     expect(r.stderr).toMatch(new RegExp(`root ${d.root}: another ctrd is running on it \\(pid ${d.pid}\\)`));
     // and the first one is unaffected
     expect(await ok('version')).toMatch(/Server:/);
-  });
+  }, 30_000);
 
   it('bad flags exit 2 with usage; bad values name the flag', async () => {
     const r = await runCtrd(['--no-such-flag']);
@@ -189,7 +194,7 @@ describe('ctrd driven by stock ctr 1.6', () => {
     const c = await runCtrd(['config', 'default']);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/^metrics_interval = "1m0s"$/m);
-  });
+  }, 30_000);
 
   it('restart after SIGTERM, then after SIGKILL, keeps everything', async () => {
     await ok('namespaces', 'create', 'keep', 'k=v');

@@ -40,7 +40,13 @@ export { eventHistoryService, eventsService } from './services/events.js';
 export type { ExchangeOptions, ExchangeStats } from './services/exchange.js';
 export { Exchange, validateTopic } from './services/exchange.js';
 export { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
-export { EXPIRE_LABEL, generateLeaseId, LocalLeases, leasesService } from './services/leases.js';
+export {
+  EXPIRE_LABEL,
+  generateLeaseId,
+  LocalLeases,
+  leasesService,
+  validateLeaseId,
+} from './services/leases.js';
 export { LocalNamespaces, namespacesService } from './services/namespaces.js';
 export { REVISION, VERSION, versionService } from './services/version.js';
 export type { MetaStoreOptions } from './store/meta-store.js';

@@ -42,6 +42,18 @@ interface LeaseRow {
   created_at: bigint;
 }
 
+// Not containerd's identifier rule: containerd accepts any non-empty lease id, and ctr's own
+// `<nanos>-<url-safe base64>` ids may hold "--" or "_". Still bounded and free of separators.
+const LEASE_ID = /^[A-Za-z0-9._~+=:@-]{1,256}$/;
+
+export function validateLeaseId(id: string): void {
+  if (!LEASE_ID.test(id)) {
+    throw new InvalidArgument(
+      `lease id "${id.slice(0, 80)}": must be 1-256 characters of letters, digits and . _ ~ + = : @ -`,
+    );
+  }
+}
+
 function notFound(ns: string, id: string): NotFound {
   return new NotFound(`lease "${id}" in namespace "${ns}": not found`);
 }
@@ -80,7 +92,7 @@ export class LocalLeases {
   create(ns: string, id: string, labels: Record<string, string> = {}): Lease {
     validateIdentifier(ns, 'namespace');
     const leaseId = id === '' ? generateLeaseId() : id;
-    validateIdentifier(leaseId, 'lease id');
+    validateLeaseId(leaseId);
     validateLabels(labels, `lease "${leaseId}" labels`);
     const expire = labels[EXPIRE_LABEL];
     if (expire !== undefined && Number.isNaN(Date.parse(expire))) {
