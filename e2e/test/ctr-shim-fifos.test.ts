@@ -11,7 +11,7 @@ import type { Server } from '@ctrd/api-proto';
 import { createClient, createServer, OCI_PROCESS_URL, packJson, service } from '@ctrd/api-proto';
 import { EventsService } from '@ctrd/api-proto/events';
 import { TaskService } from '@ctrd/api-proto/shim';
-import { FifoSet } from '@ctrd/ctr';
+import { buildSpec, FifoSet } from '@ctrd/ctr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // ctr's client side of stdio (FifoSet: fifos made and opened by ctr, held until Start, read to EOF)
@@ -38,7 +38,7 @@ async function buildRootfs(path: string): Promise<void> {
   for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(path, d), { recursive: true });
   await copyFile('/bin/busybox', join(path, 'bin', 'busybox'));
   await chmod(join(path, 'bin', 'busybox'), 0o755);
-  for (const name of ['sh', 'echo', 'cat', 'tr', 'sleep', 'true'])
+  for (const name of ['sh', 'echo', 'cat', 'tr', 'sleep', 'true', 'id', 'ls', 'grep'])
     await symlink('busybox', join(path, 'bin', name));
 }
 
@@ -105,8 +105,11 @@ afterAll(async () => {
   for (const mp of mountsUnder(dir).reverse()) await run('umount', ['-l', mp]).catch(() => {});
   await daemon?.close({ graceMs: 100 });
   await rm(dir, { recursive: true, force: true });
-  for (const c of readdirSync('/sys/fs/cgroup'))
-    await rmdir(join('/sys/fs/cgroup', c, 'ctr-fifo-e2e')).catch(() => {});
+  // runc removes each container's cgroup; the parents (the test's own, and the namespace one that
+  // ctr's spec names as /<namespace>/<id>) are ours to remove.
+  for (const c of readdirSync('/sys/fs/cgroup')) {
+    for (const parent of ['ctr-fifo-e2e', NS]) await rmdir(join('/sys/fs/cgroup', c, parent)).catch(() => {});
+  }
 }, 60_000);
 
 describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
@@ -138,6 +141,38 @@ describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
     expect(err()).toBe('done\n');
     await fifos.remove();
     expect(readdirSync(fifoDir)).toEqual([]);
+    await tasks.delete({ id });
+  });
+
+  it('the spec `ctr run` builds (containerd’s defaults) runs under runc', async () => {
+    const id = 'spec1';
+    const b = join(dir, 'bundles', id);
+    await mkdir(b, { recursive: true, mode: 0o700 });
+    const spec = buildSpec(NS, id, {
+      args: ['sh', '-c', 'echo "$PATH"; id -u; cat /proc/self/cgroup | grep -c ctrfifo/spec1; ls /dev/null'],
+      rootfs,
+      env: ['GREETING=hi'],
+      memoryLimit: 64 * 1024 * 1024,
+      cpus: 0.5,
+    });
+    await writeFile(join(b, 'config.json'), JSON.stringify(spec));
+    created.push(id);
+    const fifos = await FifoSet.create(id, { fifoDir, stdin: false, stdout: true, stderr: true });
+    const out = collect(fifos.stdout);
+    const err = collect(fifos.stderr);
+    await tasks.create({ id, bundle: b, stdout: fifos.paths.stdout, stderr: fifos.paths.stderr });
+    const waited = tasks.wait({ id });
+    await tasks.start({ id });
+    fifos.attached();
+    expect((await waited).exitStatus).toBe(0);
+    await fifos.drained();
+    expect(err()).toBe('');
+    const lines = out().trim().split('\n');
+    expect(lines[0]).toBe('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    expect(lines[1]).toBe('0');
+    expect(Number(lines[2])).toBeGreaterThan(0);
+    expect(lines[3]).toBe('/dev/null');
+    await fifos.remove();
     await tasks.delete({ id });
   });
 
