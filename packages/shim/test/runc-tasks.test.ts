@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { create } from '@bufbuild/protobuf';
-import { OCI_LINUX_RESOURCES_URL, OCI_PROCESS_URL, packJson } from '@ctrd/api-proto';
+import { isNotFound, OCI_LINUX_RESOURCES_URL, OCI_PROCESS_URL, packJson } from '@ctrd/api-proto';
 import {
   CheckpointTaskRequestSchema,
   CreateTaskRequestSchema,
@@ -338,6 +338,61 @@ describe('tasks on real runc', () => {
       broken.create(NS, create(CreateTaskRequestSchema, { id: 'norunc', bundle })),
     ).rejects.toThrow(/\/nonexistent\/runc/);
   });
+
+  it('a container deleted behind its back: Wait returns, Kill is NotFound', async () => {
+    await newTask('oob', ['sleep', '1000']);
+    await m.start(NS, 'oob', '');
+    const w = m.wait(NS, 'oob', '');
+    const t0 = Date.now();
+    await run('runc', ['--root', root, 'delete', '--force', 'oob']);
+    expect((await w).exitStatus).toBe(137);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await expect(m.kill(NS, create(KillRequestSchema, { id: 'oob', signal: 9 }))).rejects.toSatisfy(
+      isNotFound,
+    );
+    await m.delete(NS, 'oob', '');
+  }, 30_000);
+
+  it('create/exec/delete cycles leave no fd behind', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const cycle = async (id: string) => {
+      const out = join(dir, `${id}.out`);
+      await run('mkfifo', [out]);
+      const reader = createReadStream(out);
+      const closed = new Promise<void>((r) => reader.on('close', () => r()));
+      reader.resume();
+      await newTask(id, ['sleep', '1000'], { stdout: out });
+      await m.start(NS, id, '');
+      await m.exec(
+        NS,
+        create(ExecProcessRequestSchema, {
+          id,
+          execId: 'x',
+          stdout: out,
+          spec: packJson(OCI_PROCESS_URL, {
+            args: ['echo', 'hi'],
+            cwd: '/',
+            env: ['PATH=/bin'],
+            user: { uid: 0, gid: 0 },
+          }),
+        }),
+      );
+      const w = m.wait(NS, id, 'x');
+      await m.start(NS, id, 'x');
+      await w;
+      await m.delete(NS, id, 'x');
+      await m.kill(NS, create(KillRequestSchema, { id, signal: 9 }));
+      await m.wait(NS, id, '');
+      await m.delete(NS, id, '');
+      await closed;
+    };
+    await cycle('fd-warm');
+    await new Promise((r) => setTimeout(r, 200));
+    const before = fds();
+    for (let i = 0; i < 5; i++) await cycle(`fd-${i}`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fds()).toBe(before);
+  }, 60_000);
 
   it('deleting a created task kills runc init and leaves nothing', async () => {
     await newTask('never', ['true']);
