@@ -54,6 +54,8 @@ export class FakeTasks {
   created: { stdin: string; stdout: string; stderr: string; terminal: boolean }[] = [];
   checkpoints: { containerId: string; options: unknown }[] = [];
   checkpointError: string | undefined;
+  /** Makes Start fail as runc does for a missing executable. */
+  startError: string | undefined;
   program: FakeProgram = async (io) => {
     io.stdout?.write(`ran ${io.args.join(' ')}\n`);
     return 0;
@@ -185,6 +187,7 @@ export class FakeTasks {
         const proc = this.find(ns, req.containerId, req.execId);
         // runc takes a while: a client that let go of its fifos before Start would see EOF here.
         await new Promise((resolve) => setTimeout(resolve, 30));
+        if (this.startError) throw new ConnectError(this.startError, Code.Unknown);
         this.start(proc);
         return { pid: proc.pid };
       },

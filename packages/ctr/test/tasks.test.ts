@@ -96,6 +96,21 @@ describe('ctr run', () => {
     expect(t.created[0]?.stdout).toMatch(/sh1-stdout$/);
   });
 
+  it('a failed start deletes the task (and with --rm the container) and reports the runtime error', async () => {
+    t.startError = 'runc start: exec: "nope": executable file not found in $PATH';
+    const kept = await run(['--rootfs', rootfs, 'bad', 'nope']);
+    expect(kept).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'ctr: runc start: exec: "nope": executable file not found in $PATH: unknown\n',
+    });
+    expect(t.procs.size).toBe(0);
+    expect(d.containers.get('default')?.has('bad')).toBe(true);
+    expect((await run(['--rm', '--rootfs', rootfs, 'bad2', 'nope'])).code).toBe(1);
+    expect(d.containers.get('default')?.has('bad2')).toBe(false);
+    expect(readdirSync(fifoDir)).toEqual([]);
+  });
+
   it('refuses --rm with -d and a missing command', async () => {
     expect((await run(['--rm', '-d', '--rootfs', rootfs, 'x', 'true'])).code).toBe(2);
     const none = await run(['--rootfs', rootfs, 'x']);

@@ -59,19 +59,23 @@ export default class Run extends CtrCommand<typeof Run> {
       status = await session.run();
       if (status !== undefined) await this.clients.get(TasksService).delete({ containerId: id });
     } catch (err) {
-      if (this.flags.rm) await this.removeQuietly(id);
+      await this.cleanUpAfterFailure(id);
       throw err;
     }
     if (this.flags.rm) await this.clients.get(ContainersService).delete({ id });
     if (status !== undefined && status !== 0) this.exitWith(status);
   }
 
-  /** After a failed start with --rm: leave nothing behind, but report the first error, not this one. */
-  private async removeQuietly(id: string): Promise<void> {
+  /**
+   * After a failed start: a task that never ran is deleted so the container can be started again,
+   * and with --rm the container goes too. The first error is the one reported, not these.
+   */
+  private async cleanUpAfterFailure(id: string): Promise<void> {
     await this.clients
       .get(TasksService)
       .delete({ containerId: id })
       .catch(() => undefined);
+    if (!this.flags.rm) return;
     await this.clients
       .get(ContainersService)
       .delete({ id })

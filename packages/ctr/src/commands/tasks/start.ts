@@ -25,7 +25,17 @@ export default class TasksStart extends CtrCommand<typeof TasksStart> {
       handleSignals: this.interactive,
     });
     await session.create((stdio) => createTask(this.clients, container, stdio).then(() => undefined));
-    const status = await session.run();
+    let status: number | undefined;
+    try {
+      status = await session.run();
+    } catch (err) {
+      // A task that failed to start would block the next start; containerd's ctr deletes it too.
+      await this.clients
+        .get(TasksService)
+        .delete({ containerId: id })
+        .catch(() => undefined);
+      throw err;
+    }
     if (status === undefined) return;
     await this.clients.get(TasksService).delete({ containerId: id });
     if (status !== 0) this.exitWith(status);
