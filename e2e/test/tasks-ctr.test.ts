@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
+import {
+  busyboxRootfs,
+  cgroupLeftovers,
+  ctrOk,
+  ctrRun,
+  mountsUnder,
+  parseTaskList,
+  pidsMentioning,
+  sweep,
+} from './tasks-support.js';
+
+// Tasks end to end: the real ctrd, the real ctrd-shim and runc, driven by the stock ctr 1.6.
+
+let d: DaemonProcess;
+let dir: string;
+let rootfs: string;
+let fifos: string;
+const ns = `tk${randomBytes(4).toString('hex')}`;
+
+const ctr = (...args: string[]) => ctrRun(d, ['-n', ns, ...args]);
+const ok = (...args: string[]) => ctrOk(d, ['-n', ns, ...args]);
+/** Processes other than the daemon running on its state dir: the shims. */
+const shims = () => pidsMentioning(d.state).filter((p) => p !== d.pid);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ctrd-tk-'));
+  rootfs = await busyboxRootfs(join(dir, 'rootfs'));
+  fifos = join(dir, 'fifo');
+  await mkdir(fifos);
+  d = await startDaemon({ dir: join(dir, 'd') });
+}, 30_000);
+
+afterAll(async () => {
+  await d?.stop('SIGKILL');
+  await sweep(dir, [ns]);
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('tasks through stock ctr', () => {
+  it('ctr run --rm prints the output and exits with the container status', async () => {
+    const r = await ctr(
+      'run',
+      '--rm',
+      '--fifo-dir',
+      fifos,
+      '--rootfs',
+      rootfs,
+      'c1',
+      '/bin/sh',
+      '-c',
+      'echo hi; exit 3',
+    );
+    expect(r.stdout).toBe('hi\n');
+    expect(r.code).toBe(3);
+    expect(await ok('c', 'ls', '-q')).toBe('');
+  }, 60_000);
+
+  it('run -d, ls, ps, exec, pause/resume, metrics, kill, rm', async () => {
+    await ok('run', '-d', '--fifo-dir', fifos, '--rootfs', rootfs, 'c2', '/bin/sleep', '1000');
+    const [row] = parseTaskList(await ok('t', 'ls'));
+    expect(row).toMatchObject({ id: 'c2', status: 'RUNNING' });
+    expect(row?.pid).toBeGreaterThan(1);
+    expect(await ok('t', 'ps', 'c2')).toMatch(new RegExp(`^PID\\s+INFO\\n${row?.pid}\\s+-`));
+    expect(await ok('t', 'exec', '--fifo-dir', fifos, '--exec-id', 'e1', 'c2', '/bin/echo', 'hi')).toBe(
+      'hi\n',
+    );
+    await ok('t', 'pause', 'c2');
+    expect(parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('PAUSED');
+    await ok('t', 'resume', 'c2');
+    expect(parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('RUNNING');
+    const metrics = await ok('t', 'metrics', 'c2');
+    expect(metrics).toMatch(/memory\.usage_in_bytes\s+\d+/);
+    expect(metrics).toMatch(/pids\.current\s+1/);
+    const busy = await ctr('t', 'rm', 'c2');
+    expect(busy.code).not.toBe(0);
+    expect(busy.stderr).toMatch(/task must be stopped before deletion: running/);
+    await ok('t', 'kill', '-s', '9', 'c2');
+    for (let i = 0; i < 50 && parseTaskList(await ok('t', 'ls'))[0]?.status !== 'STOPPED'; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('STOPPED');
+    const rm1 = await ctr('t', 'rm', 'c2');
+    expect(rm1.code).toBe(0);
+    expect(rm1.stderr).toMatch(/exit with non-zero exit code 137/);
+    await ok('c', 'rm', 'c2');
+    expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
+  }, 90_000);
+
+  it('leaves no bundles, shims, mounts or cgroups behind', async () => {
+    // The last task's shim is shut down in the background after its Delete.
+    for (let i = 0; i < 50 && shims().length > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(shims()).toEqual([]);
+    expect(await readdir(join(d.state, 'bundles', ns))).toEqual([]);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(cgroupLeftovers([ns])).toEqual([]);
+    expect(existsSync(join(d.state, 'runc', ns)) ? await readdir(join(d.state, 'runc', ns)) : []).toEqual([]);
+  }, 30_000);
+});

@@ -1,0 +1,146 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, readdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { DaemonProcess } from './helpers/daemon.js';
+
+// Shared by the tasks e2e tests: a busybox rootfs, the stock ctr against a private ctrd, and a
+// cleanup that finds what a test left (shims under its state dir, runc containers under its runc
+// root, mounts and cgroups of its namespaces) by its own paths and pids, never by name.
+
+export const CTR = '/usr/bin/ctr';
+const execP = promisify(execFile);
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function ctrRun(d: DaemonProcess, args: string[], timeoutMs = 30_000): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execP(CTR, ['--address', d.socket, ...args], { timeout: timeoutMs });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof err.code === 'number' ? err.code : -1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
+  }
+}
+
+export async function ctrOk(d: DaemonProcess, args: string[]): Promise<string> {
+  const r = await ctrRun(d, args);
+  if (r.code !== 0) {
+    const log = d.logs().split('\n').slice(-20).join('\n');
+    throw new Error(`ctr ${args.join(' ')} failed (${r.code}): ${r.stderr}\nlast daemon log lines:\n${log}`);
+  }
+  return r.stdout;
+}
+
+/** A busybox rootfs: /bin/busybox and the applets the tests use. */
+export async function busyboxRootfs(dir: string): Promise<string> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await copyFile('/bin/busybox', join(dir, 'bin', 'busybox'));
+  for (const a of ['sh', 'echo', 'sleep', 'cat', 'ls', 'true']) await symlink('busybox', join(dir, 'bin', a));
+  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(dir, d), { recursive: true });
+  return dir;
+}
+
+/** `ctr t ls` rows as {id, pid, status}. */
+export function parseTaskList(out: string): { id: string; pid: number; status: string }[] {
+  return out
+    .trim()
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [id, pid, status] = l.trim().split(/\s+/);
+      return { id: id ?? '', pid: Number(pid), status: status ?? '' };
+    });
+}
+
+/** Pids of processes whose command line mentions `needle` (our private state dir). */
+export function pidsMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle)) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0): look at its state.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function zombieChildrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const m = /^\d+ \(.*\) (\S) (\d+)/.exec(stat);
+      if (m && m[1] === 'Z' && Number(m[2]) === pid) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((p) => p.startsWith(dir));
+}
+
+const CONTROLLERS = ['memory', 'pids', 'cpu,cpuacct', 'freezer', 'unified'];
+
+/** Container cgroups (ctr puts them at /<ns>/<id>) still there. */
+export function cgroupLeftovers(namespaces: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const ctl of CONTROLLERS) {
+    for (const ns of namespaces) {
+      const p = `/sys/fs/cgroup/${ctl}/${ns}`;
+      if (!existsSync(p)) continue;
+      for (const sub of readdirSync(p, { withFileTypes: true }))
+        if (sub.isDirectory()) out.push(join(p, sub.name));
+    }
+  }
+  return out;
+}
+
+/** Whatever a test left behind: its shims, its runc containers, mounts under its dir, cgroups. */
+export async function sweep(dir: string, namespaces: readonly string[]): Promise<void> {
+  for (const pid of pidsMentioning(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  const runcRoot = join(dir, 'state', 'runc');
+  for (const ns of await readdir(runcRoot).catch(() => [])) {
+    for (const id of await readdir(join(runcRoot, ns)).catch(() => [])) {
+      await execP('runc', ['--root', join(runcRoot, ns), 'delete', '--force', id]).catch(() => {});
+    }
+  }
+  for (const m of mountsUnder(dir).reverse()) await execP('umount', ['-l', m]).catch(() => {});
+  // Leaf groups first; rmdir only removes empty cgroups, never a process's.
+  for (const p of cgroupLeftovers(namespaces)) await execP('rmdir', [p]).catch(() => {});
+  for (const ctl of CONTROLLERS)
+    for (const ns of namespaces) await execP('rmdir', [`/sys/fs/cgroup/${ctl}/${ns}`]).catch(() => {});
+}
