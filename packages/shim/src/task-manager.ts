@@ -48,6 +48,7 @@ import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import type { OomWatcher } from './oom-watcher.js';
 import { ProcessIO } from './process-io.js';
+import { validateProcess } from './process-spec.js';
 import type { Operation, ProcessStatus } from './process-state.js';
 import { refusal } from './process-state.js';
 import type { ExitInfo } from './reaper.js';
@@ -500,18 +501,7 @@ export class TaskManager {
       }
       this.check(task, task.init, 'exec');
       const spec = unpackJson<Record<string, unknown>>(req.spec, OCI_PROCESS_URL);
-      if (typeof spec !== 'object' || spec === null || !Array.isArray(spec.args) || spec.args.length === 0) {
-        throw new InvalidArgument(`exec ${req.execId}: the process spec needs args`);
-      }
-      const cwd = spec.cwd;
-      if (
-        typeof cwd === 'string' &&
-        (!isAbsolute(cwd) || /^\/proc\/(self|thread-self|\d+)\/fd(\/|$)/.test(cwd))
-      ) {
-        throw new InvalidArgument(
-          `exec ${req.execId}: cwd ${JSON.stringify(cwd)} must be an absolute path outside /proc/*/fd`,
-        );
-      }
+      validateProcess(spec, `exec ${req.execId}`, true);
       const io = new ProcessIO(
         { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
         task.log,
@@ -722,15 +712,17 @@ async function readSpec(id: string, bundle: string): Promise<unknown> {
       },
     );
   }
+  let spec: unknown;
   try {
-    const spec = JSON.parse(text) as unknown;
+    spec = JSON.parse(text) as unknown;
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new Error('not an object');
-    return spec;
   } catch (e) {
     throw new InvalidArgument(`task ${id}: ${path} is not a valid OCI spec: ${(e as Error).message}`, {
       cause: e,
     });
   }
+  validateProcess((spec as { process?: unknown }).process, `task ${id}: ${path}`, false);
+  return spec;
 }
 
 async function readPid(path: string): Promise<number> {

@@ -173,6 +173,13 @@ describe('task manager', () => {
     await expect(m.create('ns', req('a', nocfg))).rejects.toThrow(/config.json does not exist/);
     await writeFile(join(nocfg, 'config.json'), '{nope');
     await expect(m.create('ns', req('a', nocfg))).rejects.toThrow(/not a valid OCI spec/);
+    await writeFile(
+      join(nocfg, 'config.json'),
+      JSON.stringify({ process: { args: ['sh'], cwd: '/proc/self/fd/5' } }),
+    );
+    await expect(m.create('ns', req('a', nocfg))).rejects.toThrow(
+      /cwd "\/proc\/self\/fd\/5" must be an absolute path/,
+    );
     await rm(nocfg, { recursive: true });
     await expect(
       m.create(
