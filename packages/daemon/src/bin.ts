@@ -35,15 +35,9 @@ async function main(): Promise<number> {
     { level: config.logLevel, base: { pid: process.pid } },
     pino.destination({ fd: 2, sync: true }),
   );
-  if (config.metricsAddress !== '' || config.graphiteAddress !== '') {
-    log.warn(
-      { metricsAddress: config.metricsAddress, graphiteAddress: config.graphiteAddress },
-      'metrics exporters are not served yet: only the periodic log report is',
-    );
-  }
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    daemon = await startDaemon(config, { logger: log });
+    daemon = await startDaemon(config, { logger: log, metricsOut: process.stderr });
   } catch (e) {
     log.debug({ err: e }, 'ctrd failed to start');
     process.stderr.write(`ctrd: ${(e as Error).message}\n`);

@@ -8,8 +8,11 @@ import type { Config } from './config.js';
 import { listenPath, prepareDirs } from './dirs.js';
 import { initPlugins, type PluginRegistration, type PluginSet, PluginType } from './plugin.js';
 import { lockRoot } from './root-lock.js';
+import type { LocalTasks } from './runtime/local-tasks.js';
 import type { LocalContainers } from './services/containers.js';
 import type { Exchange } from './services/exchange.js';
+import { localTaskStats } from './telemetry/task-stats.js';
+import { Telemetry } from './telemetry/telemetry.js';
 
 // The daemon as a library: lock the root, load plugins, serve them on the socket. Stopping it
 // closes the socket and the store; containers are never touched (they belong to their shims).
@@ -20,11 +23,14 @@ export interface DaemonOptions {
   /** Registrations added after the built-in ones (tasks, content, images, ...). */
   plugins?: readonly PluginRegistration[] | undefined;
   leaseSweepMs?: number | undefined;
+  /** Where the periodic metrics report goes (the ctrd binary passes stderr); none: no report. */
+  metricsOut?: { write(chunk: string): unknown } | undefined;
 }
 
 export interface Daemon {
   readonly server: Server;
   readonly plugins: PluginSet;
+  readonly telemetry: Telemetry;
   /** Stops accepting calls, lets in-flight ones finish (up to graceMs), closes plugins and the lock. */
   close(opts?: { graceMs?: number }): Promise<void>;
 }
@@ -36,13 +42,22 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   await prepareDirs(config.root, config.stateDir, socket);
   const lock = lockRoot(config.root);
   let plugins: PluginSet | undefined;
-  let stopMetrics: (() => void) | undefined;
+  const telemetry = new Telemetry({
+    intervalMs: config.metricsInterval,
+    out: opts.metricsOut,
+    graphiteAddress: config.graphiteAddress,
+    metricsAddress: config.metricsAddress,
+    logger: log,
+  });
   try {
     plugins = await initPlugins(
       [...builtinPlugins({ root: config.root, leaseSweepMs: opts.leaseSweepMs }), ...(opts.plugins ?? [])],
-      { config, logger: log, rootDir: config.root, stateDir: config.stateDir },
+      { config, logger: log, rootDir: config.root, stateDir: config.stateDir, metrics: telemetry.registry },
       opts.signal,
     );
+    // Before the socket, so a taken metrics address fails the start with nothing to undo.
+    bindTelemetry(telemetry, plugins);
+    await telemetry.start(opts.signal);
     const set0 = plugins;
     const server = await createServer({
       socketPath: socket,
@@ -57,16 +72,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       signal: opts.signal,
     });
     if (gid !== undefined) await chown(socket, -1, gid);
-    stopMetrics = startMetricsReport(config, plugins, log);
     log.info({ socket, root: config.root, state: config.stateDir }, 'ctrd serving');
     const set = plugins;
     let closing: Promise<void> | undefined;
     return {
       server,
       plugins: set,
+      telemetry,
       close(closeOpts) {
         closing ??= (async () => {
-          stopMetrics?.();
+          await telemetry.stop();
           const serverClosed = server.close({ graceMs: closeOpts?.graceMs ?? 10_000 });
           // Event subscriptions never end on their own; end them so shutdown waits only for
           // real in-flight calls.
@@ -80,7 +95,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       },
     };
   } catch (e) {
-    stopMetrics?.();
+    await telemetry.stop();
     await plugins?.close();
     lock.release();
     throw e;
@@ -97,25 +112,22 @@ function resolveGroup(group: string): number {
   return Number(gid);
 }
 
-// The periodic report until @ctrd/metrics' timers are wired in: counters the daemon already has.
-function startMetricsReport(config: Config, plugins: PluginSet, log: Logger): (() => void) | undefined {
-  if (config.metricsInterval <= 0) return undefined;
-  const timer = setInterval(() => {
-    const ex = plugins.get<Exchange>(PluginType.Event, 'exchange').stats();
-    const containers = plugins.get<LocalContainers>(PluginType.Service, 'containers-service').count();
-    const mem = process.memoryUsage();
-    log.info(
-      {
-        metrics: {
-          containers,
-          events: ex.published,
-          'events-subscribers': ex.subscribers,
-          heap: mem.heapUsed,
-        },
-      },
-      'metrics',
-    );
-  }, config.metricsInterval);
-  timer.unref();
-  return () => clearInterval(timer);
+// The counters read the store and the exchange; the collector lists tasks' cgroup stats. A plugin
+// that failed to load leaves its figures at zero rather than failing the daemon.
+function bindTelemetry(telemetry: Telemetry, plugins: PluginSet): void {
+  const find = <T>(type: string, id: string): T | undefined => {
+    try {
+      return plugins.get<T>(type, id);
+    } catch {
+      return undefined;
+    }
+  };
+  const exchange = find<Exchange>(PluginType.Event, 'exchange');
+  const containers = find<LocalContainers>(PluginType.Service, 'containers-service');
+  const tasks = find<LocalTasks>(PluginType.Service, 'tasks-service');
+  telemetry.bind({
+    containers: containers ? () => containers.count() : undefined,
+    events: exchange ? () => exchange.stats() : undefined,
+    tasks: tasks ? localTaskStats(tasks) : undefined,
+  });
 }

@@ -49,6 +49,12 @@ export {
 } from './services/leases.js';
 export { LocalNamespaces, namespacesService } from './services/namespaces.js';
 export { REVISION, VERSION, versionService } from './services/version.js';
+export { parseHostPort } from './telemetry/address.js';
+export { LiveCounter } from './telemetry/live-counter.js';
+export type { TaskStats, TaskStatsSource } from './telemetry/task-stats.js';
+export { localTaskStats, taskStatsCollector } from './telemetry/task-stats.js';
+export type { TelemetryOptions, TelemetrySources } from './telemetry/telemetry.js';
+export { START_TIMER, Telemetry } from './telemetry/telemetry.js';
 export type { MetaStoreOptions } from './store/meta-store.js';
 export { MetaStore, migrate } from './store/meta-store.js';
 export type { Migration } from './store/migrations.js';

@@ -1,4 +1,5 @@
 import type { Logger, ServiceRegistration } from '@ctrd/api-proto';
+import type { Registry } from '@ctrd/metrics';
 import { FailedPrecondition, NotFound } from '@ctrd/api-proto';
 import type { Config } from './config.js';
 
@@ -21,6 +22,8 @@ export interface PluginContext {
   /** root/<type>.<id>, for plugins that keep files (created on demand by the plugin). */
   readonly rootDir: string;
   readonly stateDir: string;
+  /** The daemon's metrics (telemetry), for plugins that record timings; absent in bare setups. */
+  readonly metrics?: Registry | undefined;
   /** The instance of an initialised plugin; NotFound if it is not there or failed. */
   get<T>(type: string, id: string): T;
   /** All initialised instances of a type, by id. */
@@ -94,7 +97,7 @@ export interface PluginSet {
 
 export async function initPlugins(
   regs: readonly PluginRegistration[],
-  base: { config: Config; logger: Logger; rootDir: string; stateDir: string },
+  base: { config: Config; logger: Logger; rootDir: string; stateDir: string; metrics?: Registry | undefined },
   signal?: AbortSignal,
 ): Promise<PluginSet> {
   const records: PluginRecord[] = [];

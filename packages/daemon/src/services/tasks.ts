@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { namespaceFromContext, service, type ServiceRegistration } from '@ctrd/api-proto';
 import { TasksService } from '@ctrd/api-proto/tasks';
+import type { Timer } from '@ctrd/metrics';
 import { type PluginRegistration, PluginType } from '../plugin.js';
 import { LocalTasks } from '../runtime/local-tasks.js';
 import { ProcessShimLauncher } from '../runtime/shim-launcher.js';
@@ -10,15 +11,19 @@ import type { Exchange } from './exchange.js';
 // containerd.services.tasks.v1.Tasks: a thin Connect half over LocalTasks, plus the plugins that
 // build it (the local service recovers the shims left by a previous daemon before anything is served).
 
-export function tasksService(tasks: LocalTasks): ServiceRegistration {
+/** `startTime`: records each container (init) Start, from the call to running, in ns. */
+export function tasksService(tasks: LocalTasks, startTime?: Timer): ServiceRegistration {
   return service(TasksService, {
     create: async (req, ctx) => {
       const { pid } = await tasks.create(namespaceFromContext(ctx), req, ctx.signal);
       return { containerId: req.containerId, pid };
     },
-    start: async (req, ctx) => ({
-      pid: await tasks.start(namespaceFromContext(ctx), req.containerId, req.execId, ctx.signal),
-    }),
+    start: async (req, ctx) => {
+      const t0 = process.hrtime.bigint();
+      const pid = await tasks.start(namespaceFromContext(ctx), req.containerId, req.execId, ctx.signal);
+      if (req.execId === '') startTime?.update(Number(process.hrtime.bigint() - t0));
+      return { pid };
+    },
     delete: (req, ctx) => tasks.delete(namespaceFromContext(ctx), req.containerId, ctx.signal),
     deleteProcess: (req, ctx) =>
       tasks.deleteProcess(namespaceFromContext(ctx), req.containerId, req.execId, ctx.signal),
@@ -119,6 +124,13 @@ export function tasksGrpcPlugin(): PluginRegistration {
     type: PluginType.Grpc,
     id: 'tasks',
     requires: [PluginType.Service],
-    init: (ctx) => ({ services: [tasksService(ctx.get<LocalTasks>(PluginType.Service, 'tasks-service'))] }),
+    init: (ctx) => ({
+      services: [
+        tasksService(
+          ctx.get<LocalTasks>(PluginType.Service, 'tasks-service'),
+          ctx.metrics?.timer('container-start-time'),
+        ),
+      ],
+    }),
   };
 }
