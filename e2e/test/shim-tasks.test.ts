@@ -213,6 +213,8 @@ describe('ctrd-shim with real runc', () => {
     expect(stdout.trim().split('\n')).toEqual(['600 socket', '700 directory']);
     const c = await tasks.connect({});
     expect(c.shimPid).toBe(shimPid);
+    expect(readFileSync(join(stateDir, 'shims', 'group1', 'shim.pid'), 'utf8').trim()).toBe(String(shimPid));
+    expect(readFileSync(join(stateDir, 'shims', 'group1', 'address'), 'utf8').trim()).toBe(shimAddress);
     expect(c.version).toMatch(/^\d+\.\d+\.\d+/);
     // A second start of the same shim reuses it.
     const again = await run(process.execPath, [
@@ -438,6 +440,7 @@ describe('ctrd-shim with real runc', () => {
     expect(await runcList()).toEqual([]);
     expect(mountsUnder(dir)).toEqual([]);
     expect(await readdir(join(stateDir, 's'))).toEqual([]);
+    expect(await readdir(join(stateDir, 'shims', 'group1'))).toEqual(['shim.log']);
   }, 30_000);
 });
 

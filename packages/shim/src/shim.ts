@@ -1,4 +1,5 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { dirname } from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
 import type { Server } from '@ctrd/api-proto';
@@ -14,7 +15,7 @@ import type { ShimOptions } from './options.js';
 import type { WaitPid } from './reaper.js';
 import { Reaper } from './reaper.js';
 import type { Runtime } from './runtime.js';
-import { shimSocketPath } from './socket-address.js';
+import { shimDir, shimSocketPath } from './socket-address.js';
 import type { Publish, StatsReader } from './task-manager.js';
 import { TaskManager } from './task-manager.js';
 import { createTaskService } from './task-service.js';
@@ -112,6 +113,11 @@ export class Shim {
         ),
       ],
     });
+    // For the daemon: which process to kill if this shim ever hangs, and where it listens.
+    const dir = shimDir(this.opts.stateDir, this.opts.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(join(dir, 'shim.pid'), `${process.pid}\n`, { mode: 0o600 });
+    await writeFile(join(dir, 'address'), `${this.address()}\n`, { mode: 0o600 });
   }
 
   /** Stops serving; tasks' containers are left running (a shim exits only with no task left). */
@@ -126,6 +132,9 @@ export class Shim {
     this.oom?.close();
     this.manager.closeAll();
     this.reaper.stop();
+    const dir = shimDir(this.opts.stateDir, this.opts.id);
+    await rm(join(dir, 'shim.pid'), { force: true });
+    await rm(join(dir, 'address'), { force: true });
     this.exitResolve?.();
   }
 }
