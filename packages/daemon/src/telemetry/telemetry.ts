@@ -141,6 +141,11 @@ export class Telemetry {
     }
   }
 
+  /** Writes one text report now (when there is an `out`), whatever the interval. */
+  report(): void {
+    this.text?.report();
+  }
+
   /** The Prometheus URL when served (port 0 resolved). */
   get metricsUrl(): string | undefined {
     return this.prometheus?.url;
