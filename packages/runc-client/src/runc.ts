@@ -91,20 +91,22 @@ export class Runc {
 
   /** Creates the container (its init waits for `start`); resolves with the init's pid. */
   async create(id: string, bundle: string, opts: CreateOptions = {}): Promise<DetachedResult> {
-    validateId('create', id);
-    validateAbsolute(`create ${id}`, 'bundle', bundle);
-    return this.withCallDir(async (dir) => {
-      const pidFile = opts.pidFile ?? join(dir, 'pid');
-      if (opts.pidFile !== undefined) validateAbsolute(`create ${id}`, 'pid file', opts.pidFile);
-      await this.invoke({
-        verb: `create ${id}`,
-        args: argv.createArgs(id, bundle, { ...opts, pidFile }),
-        signal: opts.signal,
-        io: opts.io ?? nullIO(),
-        extraFiles: opts.extraFiles,
-        dir,
+    return this.releasingIO(opts.io, async () => {
+      validateId('create', id);
+      validateAbsolute(`create ${id}`, 'bundle', bundle);
+      return this.withCallDir(async (dir) => {
+        const pidFile = opts.pidFile ?? join(dir, 'pid');
+        if (opts.pidFile !== undefined) validateAbsolute(`create ${id}`, 'pid file', opts.pidFile);
+        await this.invoke({
+          verb: `create ${id}`,
+          args: argv.createArgs(id, bundle, { ...opts, pidFile }),
+          signal: opts.signal,
+          io: opts.io ?? nullIO(),
+          extraFiles: opts.extraFiles,
+          dir,
+        });
+        return { pid: await readPid(`create ${id}`, pidFile) };
       });
-      return { pid: await readPid(`create ${id}`, pidFile) };
     });
   }
 
@@ -120,22 +122,24 @@ export class Runc {
   run(id: string, bundle: string, opts: RunOptions & { detach: true }): Promise<DetachedResult>;
   run(id: string, bundle: string, opts?: RunOptions & { detach?: false }): Promise<ExitResult>;
   async run(id: string, bundle: string, opts: RunOptions = {}): Promise<DetachedResult | ExitResult> {
-    validateId('run', id);
-    validateAbsolute(`run ${id}`, 'bundle', bundle);
-    return this.withCallDir(async (dir) => {
-      const detach = opts.detach === true;
-      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
-      const out = await this.invoke({
-        verb: `run ${id}`,
-        args: argv.runArgs(id, bundle, { ...opts, pidFile }),
-        signal: opts.signal,
-        io: opts.io ?? nullIO(),
-        extraFiles: opts.extraFiles,
-        foreground: !detach,
-        dir,
+    return this.releasingIO(opts.io, async () => {
+      validateId('run', id);
+      validateAbsolute(`run ${id}`, 'bundle', bundle);
+      return this.withCallDir(async (dir) => {
+        const detach = opts.detach === true;
+        const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+        const out = await this.invoke({
+          verb: `run ${id}`,
+          args: argv.runArgs(id, bundle, { ...opts, pidFile }),
+          signal: opts.signal,
+          io: opts.io ?? nullIO(),
+          extraFiles: opts.extraFiles,
+          foreground: !detach,
+          dir,
+        });
+        if (detach) return { pid: await readPid(`run ${id}`, pidFile as string) };
+        return { exitStatus: exitStatusOf(out) };
       });
-      if (detach) return { pid: await readPid(`run ${id}`, pidFile as string) };
-      return { exitStatus: exitStatusOf(out) };
     });
   }
 
@@ -146,26 +150,28 @@ export class Runc {
   exec(id: string, opts: ExecOptions & { detach: true }): Promise<DetachedResult>;
   exec(id: string, opts: ExecOptions & { detach?: false }): Promise<ExitResult>;
   async exec(id: string, opts: ExecOptions): Promise<DetachedResult | ExitResult> {
-    validateId('exec', id);
-    return this.withCallDir(async (dir) => {
-      const detach = opts.detach === true;
-      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
-      let processFile: string | undefined;
-      if (opts.process !== undefined) {
-        processFile = join(dir, 'process.json');
-        await writeFile(processFile, JSON.stringify(opts.process), { mode: 0o600 });
-      }
-      const out = await this.invoke({
-        verb: `exec ${id}`,
-        args: argv.execArgs(id, { ...opts, pidFile }, processFile),
-        signal: opts.signal,
-        io: opts.io ?? nullIO(),
-        extraFiles: opts.extraFiles,
-        foreground: !detach,
-        dir,
+    return this.releasingIO(opts.io, async () => {
+      validateId('exec', id);
+      return this.withCallDir(async (dir) => {
+        const detach = opts.detach === true;
+        const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+        let processFile: string | undefined;
+        if (opts.process !== undefined) {
+          processFile = join(dir, 'process.json');
+          await writeFile(processFile, JSON.stringify(opts.process), { mode: 0o600 });
+        }
+        const out = await this.invoke({
+          verb: `exec ${id}`,
+          args: argv.execArgs(id, { ...opts, pidFile }, processFile),
+          signal: opts.signal,
+          io: opts.io ?? nullIO(),
+          extraFiles: opts.extraFiles,
+          foreground: !detach,
+          dir,
+        });
+        if (detach) return { pid: await readPid(`exec ${id}`, pidFile as string) };
+        return { exitStatus: exitStatusOf(out) };
       });
-      if (detach) return { pid: await readPid(`exec ${id}`, pidFile as string) };
-      return { exitStatus: exitStatusOf(out) };
     });
   }
 
@@ -235,22 +241,24 @@ export class Runc {
 
   /** Restores a checkpoint; with `detach`, resolves with the pid, else with the exit status. */
   async restore(id: string, opts: RestoreOptions): Promise<DetachedResult | ExitResult> {
-    validateId('restore', id);
-    validateAbsolute(`restore ${id}`, 'bundle', opts.bundle);
-    validateAbsolute(`restore ${id}`, 'image', opts.imagePath);
-    return this.withCallDir(async (dir) => {
-      const detach = opts.detach === true;
-      const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
-      const out = await this.invoke({
-        verb: `restore ${id}`,
-        args: argv.restoreArgs(id, { ...opts, pidFile }),
-        signal: opts.signal,
-        io: opts.io ?? nullIO(),
-        foreground: !detach,
-        dir,
+    return this.releasingIO(opts.io, async () => {
+      validateId('restore', id);
+      validateAbsolute(`restore ${id}`, 'bundle', opts.bundle);
+      validateAbsolute(`restore ${id}`, 'image', opts.imagePath);
+      return this.withCallDir(async (dir) => {
+        const detach = opts.detach === true;
+        const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
+        const out = await this.invoke({
+          verb: `restore ${id}`,
+          args: argv.restoreArgs(id, { ...opts, pidFile }),
+          signal: opts.signal,
+          io: opts.io ?? nullIO(),
+          foreground: !detach,
+          dir,
+        });
+        if (detach) return { pid: await readPid(`restore ${id}`, pidFile as string) };
+        return { exitStatus: exitStatusOf(out) };
       });
-      if (detach) return { pid: await readPid(`restore ${id}`, pidFile as string) };
-      return { exitStatus: exitStatusOf(out) };
     });
   }
 
@@ -358,6 +366,19 @@ export class Runc {
       });
     }
     return this.binaryPath;
+  }
+
+  /**
+   * On any failure, closes the container's ends of the caller's IO (a no-op once runc has them), so
+   * the caller's streams end instead of waiting for a process that never started.
+   */
+  private async releasingIO<T>(io: RuncIO | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      io?.afterSpawn();
+      throw e;
+    }
   }
 
   private async withCallDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

@@ -280,6 +280,15 @@ describe('errors', () => {
 });
 
 describe('validation before runc runs', () => {
+  it('a refused call closes the container ends of the IO, so the caller streams end', async () => {
+    const io = pipeIO();
+    const ended = new Promise((r) => io.stdout?.once('close', r));
+    io.stdout?.resume();
+    await expect(runcWith().run('c1', 'relative', { io })).rejects.toBeInstanceOf(RuncValidationError);
+    await ended;
+    io.close();
+  });
+
   it('a missing binary says how to fix it', async () => {
     const runc = new Runc({ binary: '/nonexistent/runc' });
     await expect(runc.state('c1')).rejects.toThrow(
