@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createClient, unpackAny } from '@ctrd/api-proto';
+import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
+import { TaskService } from '@ctrd/api-proto/shim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
 import {
@@ -10,6 +13,7 @@ import {
   cgroupLeftovers,
   ctrOk,
   ctrRun,
+  isAlive,
   mountsUnder,
   parseTaskList,
   pidsMentioning,
@@ -27,6 +31,7 @@ const ns = `tk${randomBytes(4).toString('hex')}`;
 const ctr = (...args: string[]) => ctrRun(d, ['-n', ns, ...args]);
 const ok = (...args: string[]) => ctrOk(d, ['-n', ns, ...args]);
 /** Processes other than the daemon running on its state dir: the shims. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const shims = () => pidsMentioning(d.state).filter((p) => p !== d.pid);
 
 beforeAll(async () => {
@@ -39,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
-  await sweep(dir, [ns]);
+  await sweep(dir, join(dir, 'd', 'state'), [ns]);
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
@@ -92,10 +97,46 @@ describe('tasks through stock ctr', () => {
     expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
   }, 90_000);
 
+  it('a shim that dies while the daemon runs has its tasks settled', async () => {
+    await ok(
+      'run',
+      '-d',
+      '--fifo-dir',
+      fifos,
+      '--label',
+      'io.ctrd/shim=own',
+      '--rootfs',
+      rootfs,
+      'c3',
+      '/bin/sleep',
+      '1000',
+    );
+    const [task] = parseTaskList(await ok('t', 'ls'));
+    const address = await readFile(join(d.state, 'bundles', ns, 'c3', 'address'), 'utf8');
+    const shimPid = (await createClient(TaskService, { address, namespace: ns }).connect({ id: 'c3' }))
+      .shimPid;
+    process.kill(shimPid, 'SIGKILL');
+    // Found by the daemon's liveness watch (every 2 s), then settled with `ctrd-shim delete`.
+    const history = createClient(EventHistoryService, { address: d.address, namespace: ns });
+    const events = async (): Promise<string[]> => {
+      const seen: string[] = [];
+      for await (const env of history.replay({ filters: [`namespace==${ns},event.container_id==c3`] })) {
+        const ev = unpackAny(env.event) as { exitStatus?: number } | undefined;
+        seen.push(`${env.topic} ${ev?.exitStatus ?? ''}`);
+      }
+      return seen;
+    };
+    for (let i = 0; i < 100 && !(await events()).includes('/tasks/delete 137'); i++) await sleep(100);
+    const seen = await events();
+    expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
+    expect(isAlive(task!.pid)).toBe(false);
+    expect(seen.slice(-2)).toEqual(['/tasks/exit 137', '/tasks/delete 137']);
+    await ok('c', 'rm', 'c3');
+  }, 60_000);
+
   it('leaves no bundles, shims, mounts or cgroups behind', async () => {
     // The last task's shim is shut down in the background after its Delete.
-    for (let i = 0; i < 50 && shims().length > 0; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && shims().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(shims()).toEqual([]);
     expect(await readdir(join(d.state, 'bundles', ns))).toEqual([]);
     expect(mountsUnder(dir)).toEqual([]);

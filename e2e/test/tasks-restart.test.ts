@@ -58,7 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
-  await sweep(dir, [A, B]);
+  await sweep(dir, join(dir, 'd', 'state'), [A, B]);
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
 

@@ -109,12 +109,17 @@ export function mountsUnder(dir: string): string[] {
     .filter((p) => p.startsWith(dir));
 }
 
-const CONTROLLERS = ['memory', 'pids', 'cpu,cpuacct', 'freezer', 'unified'];
+/** Mounted cgroup hierarchies (v1 controllers and the unified one), not their alias symlinks. */
+function hierarchies(): string[] {
+  return readdirSync('/sys/fs/cgroup', { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
+}
 
 /** Container cgroups (ctr puts them at /<ns>/<id>) still there. */
 export function cgroupLeftovers(namespaces: readonly string[]): string[] {
   const out: string[] = [];
-  for (const ctl of CONTROLLERS) {
+  for (const ctl of hierarchies()) {
     for (const ns of namespaces) {
       const p = `/sys/fs/cgroup/${ctl}/${ns}`;
       if (!existsSync(p)) continue;
@@ -125,14 +130,24 @@ export function cgroupLeftovers(namespaces: readonly string[]): string[] {
   return out;
 }
 
-/** Whatever a test left behind: its shims, its runc containers, mounts under its dir, cgroups. */
-export async function sweep(dir: string, namespaces: readonly string[]): Promise<void> {
-  for (const pid of pidsMentioning(dir)) {
+/**
+ * Whatever a test left behind: its shims (processes naming its dir), its containers (runc state
+ * under the daemon's `state` dir, and any process still in a cgroup of its private namespaces,
+ * e.g. one reparented to init after its shim was killed), mounts under its dir, its cgroups.
+ */
+export async function sweep(dir: string, state: string, namespaces: readonly string[]): Promise<void> {
+  const kill = (pid: number): void => {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {}
+  };
+  for (const pid of pidsMentioning(dir)) kill(pid);
+  for (const cg of cgroupLeftovers(namespaces)) {
+    const procs = readFileSync(join(cg, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    for (const pid of procs) kill(Number(pid));
   }
-  const runcRoot = join(dir, 'state', 'runc');
+  if (cgroupLeftovers(namespaces).length > 0) await new Promise((r) => setTimeout(r, 500));
+  const runcRoot = join(state, 'runc');
   for (const ns of await readdir(runcRoot).catch(() => [])) {
     for (const id of await readdir(join(runcRoot, ns)).catch(() => [])) {
       await execP('runc', ['--root', join(runcRoot, ns), 'delete', '--force', id]).catch(() => {});
@@ -141,6 +156,6 @@ export async function sweep(dir: string, namespaces: readonly string[]): Promise
   for (const m of mountsUnder(dir).reverse()) await execP('umount', ['-l', m]).catch(() => {});
   // Leaf groups first; rmdir only removes empty cgroups, never a process's.
   for (const p of cgroupLeftovers(namespaces)) await execP('rmdir', [p]).catch(() => {});
-  for (const ctl of CONTROLLERS)
+  for (const ctl of hierarchies())
     for (const ns of namespaces) await execP('rmdir', [`/sys/fs/cgroup/${ctl}/${ns}`]).catch(() => {});
 }

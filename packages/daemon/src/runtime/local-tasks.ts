@@ -161,8 +161,13 @@ export class LocalTasks {
         );
         return { pid: res.pid };
       } catch (e) {
-        // The shim undoes its own part of a failed Create (runc container, rootfs mounts).
-        if (shim) await this.manager.release(shim, id).catch(() => {});
+        // The shim undoes its own part of a failed Create (runc container, rootfs mounts); a Create
+        // that the shim completed after our side gave up (aborted call) is deleted here.
+        if (shim) {
+          const s = shim;
+          await s.client.delete({ id }, { timeoutMs: 10_000 }).catch(() => {});
+          await this.manager.release(s, id).catch(() => {});
+        }
         await removeBundle(bundle).catch((e2) => this.log.warn({ err: e2, bundle }, 'bundle left behind'));
         throw e;
       }
