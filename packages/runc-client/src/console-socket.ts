@@ -30,6 +30,7 @@ function abortError(signal: AbortSignal): Error {
 export class Console {
   private streams: { close(): void }[] = [];
   private closed = false;
+  private masterOwned = false;
   /** The name runc sent with the fd: the master's path (runc 1.1 sends "/dev/ptmx"). */
   readonly name: string;
   /** The master fd; owned by this object until close(). */
@@ -42,10 +43,14 @@ export class Console {
 
   /**
    * The container's terminal output. Ends when the container side of the pty is closed (the
-   * kernel reports EIO on the master then; that is the normal end, not an error).
+   * kernel reports EIO on the master then; that is the normal end, not an error). Call once: the
+   * stream owns the master fd from then on.
    */
   readable(): Readable {
+    if (this.closed) throw new Error(`console ${this.fd}: closed`);
+    if (this.masterOwned) throw new Error(`console ${this.fd}: readable() was already called`);
     const input = new tty.ReadStream(this.fd);
+    this.masterOwned = true;
     const out = new PassThrough();
     input.on('data', (d: Buffer) => out.write(d));
     input.on('end', () => out.end());
@@ -54,9 +59,15 @@ export class Console {
     return out;
   }
 
-  /** Writes to the container's terminal (its stdin); uses its own dup of the master. */
+  /**
+   * Writes to the container's terminal (its stdin). It uses a dup of the master, since libuv cannot
+   * watch one fd from two handles.
+   */
   writable(): NodeJS.WritableStream {
-    const out = new tty.WriteStream(this.fd);
+    if (this.closed) throw new Error(`console ${this.fd}: closed`);
+    const fd = loadLibc().dupCloexec(this.fd);
+    if (fd < 0) throw sysError('fcntl', `console ${this.fd}: dup master`);
+    const out = new tty.WriteStream(fd);
     this.streams.push({ close: () => out.destroy() });
     return out;
   }
@@ -69,9 +80,9 @@ export class Console {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    // A stream owns the fd once made; closing the fd behind libuv's back would break its handle.
-    if (this.streams.length > 0) for (const s of this.streams) s.close();
-    else closeFd(this.fd);
+    for (const s of this.streams) s.close();
+    // Once a read stream owns the master, closing the fd behind libuv's back would break its handle.
+    if (!this.masterOwned) closeFd(this.fd);
   }
 }
 

@@ -12,6 +12,8 @@ export interface Libc {
   recvmsg(fd: number, msg: Buffer, flags: number): number;
   close(fd: number): number;
   pipe2(fds: Int32Array, flags: number): number;
+  /** fcntl(fd, F_DUPFD_CLOEXEC, 0) */
+  dupCloexec(fd: number): number;
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
   ioctlWinsize(fd: number, req: number, ws: Uint16Array): number;
@@ -31,6 +33,10 @@ export function loadLibc(): Libc {
     recvmsg: f('long recvmsg(int fd, void *msg, int flags)'),
     close: f('int close(int fd)'),
     pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
+    dupCloexec: (() => {
+      const fcntl = lib.func('int fcntl(int fd, int cmd, ...)');
+      return (fd: number) => fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0) as number;
+    })() as never,
     prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
     ioctlWinsize: f('int ioctl(int fd, unsigned long req, const uint16_t *ws)'),
@@ -53,6 +59,8 @@ export function pollReadable(fd: number, cb: () => void): { close(): void } {
   const handle = koffi.node.poll(fd, { readable: true }, (() => cb()) as never);
   return { close: () => handle.close() };
 }
+
+const F_DUPFD_CLOEXEC = 1030;
 
 export const EAGAIN = 11;
 export const EINTR = 4;

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as argv from './argv.js';
 import { RuncError, RuncValidationError, runcMessageFrom } from './errors.js';
@@ -45,8 +45,6 @@ interface Outcome {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
 }
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 
 function abortError(signal: AbortSignal, what: string): Error {
   if (signal.reason instanceof Error) return signal.reason;
@@ -477,7 +475,7 @@ function isErrorLine(line: string): boolean {
 
 function exitStatusOf(out: Outcome): number {
   if (out.exitCode !== null) return out.exitCode;
-  return 128 + (SIGNALS[out.signal ?? ''] ?? 0);
+  return 128 + (out.signal ? (constants.signals[out.signal] ?? 0) : 0);
 }
 
 async function fileSize(path: string): Promise<number> {

@@ -166,6 +166,59 @@ describe.runIf(canRun)('real runc', () => {
     }
   });
 
+  it('a tty session takes input through the console writable, then the console closes cleanly', async () => {
+    const bundle = await sb.bundle('tty-in', {
+      args: ['sh', '-c', 'read line; echo got:$line'],
+      terminal: true,
+    });
+    const sock = await ConsoleSocket.create();
+    try {
+      const received = sock.receive(AbortSignal.timeout(10_000));
+      const { pid } = await runc.run('tty-in', bundle, { detach: true, consoleSocket: sock });
+      pids.push(pid);
+      const con = await received;
+      try {
+        const out = collect(con.readable());
+        con.writable().write('typed-in\n');
+        expect((await out).replace(/\r/g, '')).toContain('got:typed-in\n');
+      } finally {
+        con.close();
+      }
+      await until('the container to stop', async () =>
+        (await runc.state('tty-in')).status === 'stopped' ? true : undefined,
+      );
+      await runc.delete('tty-in');
+    } finally {
+      sock.close();
+    }
+  });
+
+  it('exec --tty hands its own pty master over the console socket', async () => {
+    const bundle = await sb.bundle('tty-exec', { args: ['sleep', '1000'] });
+    const init = await runc.run('tty-exec', bundle, { detach: true });
+    pids.push(init.pid);
+    const sock = await ConsoleSocket.create();
+    try {
+      const received = sock.receive(AbortSignal.timeout(10_000));
+      const ex = await runc.exec('tty-exec', {
+        args: ['sh', '-c', 'test -t 1 && echo exec-on-a-tty'],
+        tty: true,
+        consoleSocket: sock,
+        detach: true,
+      });
+      pids.push(ex.pid);
+      const con = await received;
+      try {
+        expect((await collect(con.readable())).replace(/\r/g, '')).toBe('exec-on-a-tty\n');
+      } finally {
+        con.close();
+      }
+    } finally {
+      sock.close();
+    }
+    await runc.delete('tty-exec', { force: true });
+  });
+
   it('refuses a duplicate id with runc’s own message', async () => {
     const bundle = await sb.bundle('dup', { args: ['sleep', '1000'] });
     const { pid } = await runc.create('dup', bundle);
