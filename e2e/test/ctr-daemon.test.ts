@@ -261,4 +261,68 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
       stderr: '',
     });
   });
+
+  it('task events in the seed’s format, and the seed’s verbs on a real task', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    const child = spawn(process.execPath, [ctrBin, '-n', 'e2e-tasks', 'events', 'topic~="/tasks/"'], {
+      env: env(),
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const res = await ctr(
+        '-n',
+        'e2e-tasks',
+        'run',
+        '--rm',
+        '--null-io',
+        '--rootfs',
+        rootfs,
+        'seedev',
+        'sh',
+        '-c',
+        'exit 2',
+      );
+      expect(res.code).toBe(2);
+      const deadline = Date.now() + 5000;
+      while (!/\nexit +seedev/.test(out) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      await exited;
+    }
+    expect(out).toMatch(/\nstart-container +seedev +\d+\n/);
+    expect(out).toMatch(/\nexit +seedev +\d+ +2\n/);
+
+    expect(
+      (await ctr('-n', 'e2e-tasks', 'run', '-d', '--rootfs', rootfs, 'seedjob', 'sleep', '300')).code,
+    ).toBe(0);
+    expect((await ctr('-n', 'e2e-tasks', 't', 'pause', 'seedjob')).code).toBe(0);
+    expect((await ctr('-n', 'e2e-tasks', 't', 'ls')).stdout).toMatch(/\nseedjob +\d+ +PAUSED\n/);
+    expect((await ctr('-n', 'e2e-tasks', 't', 'resume', 'seedjob')).code).toBe(0);
+    const ps = await ctr('-n', 'e2e-tasks', 't', 'ps', 'seedjob');
+    expect(ps.stdout).toMatch(/^PID +INFO\n\d+ +-\n$/);
+    const metrics = await ctr('-n', 'e2e-tasks', 't', 'metrics', 'seedjob');
+    expect(metrics.code).toBe(0);
+    expect(metrics.stdout).toMatch(/\npids\.current +1\n/);
+    const seed = await ctr('-n', 'e2e-tasks', 'containers');
+    expect(seed.stdout).toMatch(new RegExp(`\\nseedjob +${rootfs} +running +\\d+\\n`));
+    expect((await ctr('-n', 'e2e-tasks', 'containers', 'kill', '-s', '9', 'seedjob')).code).toBe(0);
+    const until = Date.now() + 10_000;
+    let ls = '';
+    while (Date.now() < until) {
+      ls = (await ctr('-n', 'e2e-tasks', 't', 'ls')).stdout;
+      if (/STOPPED/.test(ls)) break;
+    }
+    expect(ls).toMatch(/\nseedjob +\d+ +STOPPED\n/);
+    expect(await ctr('-n', 'e2e-tasks', 'rm', 'seedjob')).toEqual({
+      code: 0,
+      stdout: 'seedjob\n',
+      stderr: '',
+    });
+  });
 });
