@@ -21,6 +21,7 @@ import type { LocalContainers } from '../src/services/containers.js';
 import type { Exchange } from '../src/services/exchange.js';
 import { tasksService } from '../src/services/tasks.js';
 import { parseHostPort } from '../src/telemetry/address.js';
+import { LoopDelay } from '../src/telemetry/loop-delay.js';
 import { type TaskStats, taskStatsCollector } from '../src/telemetry/task-stats.js';
 import { Telemetry } from '../src/telemetry/telemetry.js';
 
@@ -256,6 +257,28 @@ describe('exporters', () => {
     expect(isInvalidArgument(await t.start().catch((e) => e))).toBe(true);
     const gauge = t.registry.get('fds') as Gauge;
     expect(gauge.value()).toBeGreaterThan(0);
+  });
+});
+
+describe('LoopDelay', () => {
+  it('shows a blocked loop in its window, and a quiet window after', async () => {
+    const d = new LoopDelay({ resolutionMs: 10, windowMs: 300 });
+    d.start();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const end = Date.now() + 120;
+      while (Date.now() < end) {
+        // keep the loop busy
+      }
+      await new Promise((r) => setTimeout(r, 20));
+      expect(d.figures().p99Ns).toBeGreaterThan(80e6);
+      // The busy window closes; a quiet one follows and replaces it.
+      await new Promise((r) => setTimeout(r, 700));
+      expect(d.figures().p99Ns).toBeLessThan(80e6);
+      expect(d.figures().meanNs).toBeGreaterThanOrEqual(0);
+    } finally {
+      d.stop();
+    }
   });
 });
 

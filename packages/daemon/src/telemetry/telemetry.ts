@@ -1,4 +1,3 @@
-import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Logger, silentLogger } from '@ctrd/api-proto';
 import {
   GraphiteReporter,
@@ -13,6 +12,7 @@ import {
 } from '@ctrd/metrics';
 import { parseHostPort } from './address.js';
 import { LiveCounter } from './live-counter.js';
+import { LoopDelay } from './loop-delay.js';
 import { type TaskStatsSource, taskStatsCollector } from './task-stats.js';
 
 // The daemon's telemetry: one registry in the seed's report order (the start timer, the counters,
@@ -21,7 +21,6 @@ import { type TaskStatsSource, taskStatsCollector } from './task-stats.js';
 // records into the timer.
 
 export const START_TIMER = 'container-start-time';
-const LOOP_RESOLUTION_MS = 20;
 
 export interface TelemetryOptions {
   /** Milliseconds between text reports and graphite flushes; 0 disables both periodic outputs. */
@@ -52,7 +51,7 @@ export class Telemetry {
   private readonly opts: TelemetryOptions;
   private readonly log: Logger;
   private sources: TelemetrySources = {};
-  private readonly loopDelay: IntervalHistogram;
+  private readonly loopDelay = new LoopDelay();
   private text: TextReporter | undefined;
   private graphite: GraphiteReporter | undefined;
   private prometheus: PrometheusServer | undefined;
@@ -74,26 +73,13 @@ export class Telemetry {
       help: 'current event subscriptions',
     });
     registerProcessGauges(r);
-    // A histogram sampled by libuv itself: no timer of ours; the figures are since start. Node
-    // records the whole interval between samples, so the resolution is taken off to leave the delay.
-    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    this.loopDelay.enable();
-    const delay = (read: (h: IntervalHistogram) => number) => () =>
-      this.loopDelay.count === 0 ? 0 : Math.max(0, read(this.loopDelay) - LOOP_RESOLUTION_MS * 1e6);
-    r.gauge(
-      'event-loop-delay-mean-ns',
-      delay((h) => Math.round(h.mean)),
-      {
-        help: 'mean event-loop delay since start, ns',
-      },
-    );
-    r.gauge(
-      'event-loop-delay-p99-ns',
-      delay((h) => h.percentile(99)),
-      {
-        help: '99th percentile event-loop delay since start, ns',
-      },
-    );
+    this.loopDelay.start();
+    r.gauge('event-loop-delay-mean-ns', () => this.loopDelay.figures().meanNs, {
+      help: 'mean event-loop delay over the last minute, ns',
+    });
+    r.gauge('event-loop-delay-p99-ns', () => this.loopDelay.figures().p99Ns, {
+      help: '99th percentile event-loop delay over the last minute, ns',
+    });
   }
 
   bind(sources: TelemetrySources): void {
@@ -155,7 +141,7 @@ export class Telemetry {
   stop(signal?: AbortSignal): Promise<void> {
     this.stopping ??= (async () => {
       this.text?.stop();
-      this.loopDelay.disable();
+      this.loopDelay.stop();
       const graphite = this.graphite;
       const prometheus = this.prometheus;
       await Promise.all([graphite?.stop(signal), prometheus?.close()]);
