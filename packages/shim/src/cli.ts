@@ -96,6 +96,10 @@ async function serve(options: ReturnType<typeof parseCommandLine>['options']): P
   say('ready');
   // SIGTERM/SIGINT from a terminal or a test: stop serving and leave the containers alone. The
   // shim is in its own session, so the daemon's signals never reach it.
+  // One shim supervises many containers: a bug hit by one task's call must not take the others'
+  // supervision down with it, so stray errors are logged, not fatal.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   const onSignal = () => void shim.stop();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

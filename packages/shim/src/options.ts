@@ -20,6 +20,8 @@ export interface ShimOptions {
 
 export class UsageError extends Error {}
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 const spec = {
   namespace: { type: 'string' },
   id: { type: 'string' },
@@ -32,6 +34,7 @@ const spec = {
   'log-level': { type: 'string' },
   bundle: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
 } as const;
 
 export interface ParsedCommand {
@@ -96,6 +99,11 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
     logLevel: values['log-level'] ?? (values.debug ? 'debug' : 'info'),
     bundle: values.bundle,
   };
+  if (!LOG_LEVELS.includes(options.logLevel)) {
+    throw new UsageError(
+      `--log-level ${JSON.stringify(options.logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
   if ((command === 'start' || command === 'serve') && options.address === '') {
     throw new UsageError('--address (the daemon socket events go to) is required');
   }

@@ -25,6 +25,11 @@ describe('command line', () => {
     expect(parseCommandLine(toArgv('serve', options))).toEqual({ command: 'serve', options });
   });
 
+  it('answers --version and --help', () => {
+    expect(parseCommandLine(['--version']).command).toBe('version');
+    expect(parseCommandLine(['-h']).command).toBe('help');
+  });
+
   it('rejects bad ids, relative paths and missing flags as usage errors', () => {
     expect(() => parseCommandLine(['start', '--id', '../x', '--address', '/d'])).toThrow(UsageError);
     expect(() => parseCommandLine(['start', '--id', 'a', '--address', '/d', '--state-dir', 'rel'])).toThrow(
@@ -34,6 +39,9 @@ describe('command line', () => {
     expect(() => parseCommandLine(['delete', '--id', 'a'])).toThrow(/--bundle/);
     expect(() => parseCommandLine(['bogus'])).toThrow(/unknown command/);
     expect(() => parseCommandLine(['start', '--nope'])).toThrow(UsageError);
+    expect(() => parseCommandLine(['start', '--id', 'a', '--address', '/d', '--log-level', 'loud'])).toThrow(
+      /--log-level "loud": expected one of/,
+    );
   });
 
   it('names the socket by a hash under <state>/s, short enough for sun_path', () => {
