@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -324,5 +324,21 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
       stdout: 'seedjob\n',
       stderr: '',
     });
+  });
+
+  it('the seed’s containers start runs an OCI bundle; -a attaches', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    const bundle = join(scratch, 'bundle');
+    await mkdir(bundle, { recursive: true });
+    await execFileP('runc', ['spec'], { cwd: bundle });
+    const config = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8'));
+    config.process.terminal = false;
+    config.process.args = ['sh', '-c', 'echo from the bundle'];
+    config.root.path = rootfs;
+    config.linux.cgroupsPath = '/e2e-tasks/seedb';
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    const res = await ctr('-n', 'e2e-tasks', 'containers', 'start', '-a', 'seedb', bundle);
+    expect(res).toEqual({ code: 0, stdout: 'from the bundle\n', stderr: '' });
+    expect(await ctr('-n', 'e2e-tasks', 'rm', 'seedb')).toEqual({ code: 0, stdout: 'seedb\n', stderr: '' });
   });
 });
