@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient, unpackAny } from '@ctrd/api-proto';
+import { createClient, OCI_LINUX_RESOURCES_URL, packJson, unpackAny } from '@ctrd/api-proto';
+import { TasksService } from '@ctrd/api-proto/tasks';
 import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { TaskService } from '@ctrd/api-proto/shim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +84,19 @@ describe('tasks through stock ctr', () => {
     const metrics = await ok('t', 'metrics', 'c2');
     expect(metrics).toMatch(/memory\.usage_in_bytes\s+\d+/);
     expect(metrics).toMatch(/pids\.current\s+1/);
+    // Update (no `ctr t update` in 1.6): LinuxResources JSON through the API, seen in the cgroup.
+    const tasks = createClient(TasksService, { address: d.address, namespace: ns });
+    await tasks.update({
+      containerId: 'c2',
+      resources: packJson(OCI_LINUX_RESOURCES_URL, { memory: { limit: 100 * 1024 * 1024 } }),
+    });
+    const limit = await readFile(`/sys/fs/cgroup/memory/${ns}/c2/memory.limit_in_bytes`, 'utf8');
+    expect(Number(limit)).toBe(100 * 1024 * 1024);
+    // CRIU cannot work on this kernel: runc's error reaches the user as is.
+    const cp = await ctr('t', 'checkpoint', 'c2');
+    expect(cp.code).not.toBe(0);
+    expect(cp.stderr).toMatch(/task c2: checkpoint: .*criu/);
+    expect(parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('RUNNING');
     const busy = await ctr('t', 'rm', 'c2');
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/task must be stopped before deletion: running/);
