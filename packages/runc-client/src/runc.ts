@@ -24,7 +24,14 @@ import type {
   Signal,
   Version,
 } from './types.js';
-import { resolveBinary, validateAbsolute, validateId } from './validate.js';
+import {
+  resolveBinary,
+  validateAbsolute,
+  validateBundle,
+  validateCwd,
+  validateId,
+  validateProcess,
+} from './validate.js';
 
 interface Invocation {
   verb: string;
@@ -91,7 +98,7 @@ export class Runc {
   async create(id: string, bundle: string, opts: CreateOptions = {}): Promise<DetachedResult> {
     return this.releasingIO(opts.io, async () => {
       validateId('create', id);
-      validateAbsolute(`create ${id}`, 'bundle', bundle);
+      await validateBundle(`create ${id}`, bundle);
       return this.withCallDir(async (dir) => {
         const pidFile = opts.pidFile ?? join(dir, 'pid');
         if (opts.pidFile !== undefined) validateAbsolute(`create ${id}`, 'pid file', opts.pidFile);
@@ -122,7 +129,7 @@ export class Runc {
   async run(id: string, bundle: string, opts: RunOptions = {}): Promise<DetachedResult | ExitResult> {
     return this.releasingIO(opts.io, async () => {
       validateId('run', id);
-      validateAbsolute(`run ${id}`, 'bundle', bundle);
+      await validateBundle(`run ${id}`, bundle);
       return this.withCallDir(async (dir) => {
         const detach = opts.detach === true;
         const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
@@ -150,6 +157,8 @@ export class Runc {
   async exec(id: string, opts: ExecOptions): Promise<DetachedResult | ExitResult> {
     return this.releasingIO(opts.io, async () => {
       validateId('exec', id);
+      if (opts.process !== undefined) validateProcess(`exec ${id}`, opts.process);
+      else if (opts.cwd !== undefined) validateCwd(`exec ${id}`, opts.cwd);
       return this.withCallDir(async (dir) => {
         const detach = opts.detach === true;
         const pidFile = opts.pidFile ?? (detach ? join(dir, 'pid') : undefined);
@@ -241,7 +250,7 @@ export class Runc {
   async restore(id: string, opts: RestoreOptions): Promise<DetachedResult | ExitResult> {
     return this.releasingIO(opts.io, async () => {
       validateId('restore', id);
-      validateAbsolute(`restore ${id}`, 'bundle', opts.bundle);
+      await validateBundle(`restore ${id}`, opts.bundle);
       validateAbsolute(`restore ${id}`, 'image', opts.imagePath);
       return this.withCallDir(async (dir) => {
         const detach = opts.detach === true;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,8 +7,16 @@ import { fileIO, pipeIO, Runc, RuncError, RuncValidationError } from '../src/ind
 import { type FakeRunc, makeFakeRunc } from './helpers/fake-runc.js';
 
 let fake: FakeRunc;
+/** A bundle dir with a minimal config.json (the client checks it before runc runs). */
+let B: string;
 beforeEach(async () => {
   fake = await makeFakeRunc();
+  B = join(fake.dir, 'bundle');
+  await mkdir(B);
+  await writeFile(
+    join(B, 'config.json'),
+    JSON.stringify({ ociVersion: '1.0.2', process: { cwd: '/', args: ['sh'] } }),
+  );
 });
 afterEach(async () => {
   await fake.cleanup();
@@ -42,14 +50,14 @@ describe('argv reaching runc', () => {
   });
 
   it('create returns the pid from a temp pid file, and removes the file', async () => {
-    const { pid } = await runcWith({ FAKE_RUNC_PID: '777' }).create('c1', '/bundle', { noPivot: true });
+    const { pid } = await runcWith({ FAKE_RUNC_PID: '777' }).create('c1', B, { noPivot: true });
     expect(pid).toBe(777);
     const args = await fake.argv();
     const pidFile = args[args.indexOf('--pid-file') + 1] as string;
     expect(args.slice(args.indexOf('create'))).toEqual([
       'create',
       '--bundle',
-      '/bundle',
+      B,
       '--pid-file',
       pidFile,
       '--no-pivot',
@@ -65,7 +73,7 @@ describe('argv reaching runc', () => {
     io.stderr?.on('data', (d) => {
       err += d;
     });
-    const e = await runc.create('c1', '/bundle', { io }).catch((x: unknown) => x);
+    const e = await runc.create('c1', B, { io }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RuncError);
     expect((e as RuncError).runcMessage).toBe('runc create failed: boom');
     expect((e as RuncError).exitCode).toBe(1);
@@ -109,16 +117,16 @@ describe('argv reaching runc', () => {
   });
 
   it('run in the foreground: the container exit code is a result, a logged error is a RuncError', async () => {
-    expect(await runcWith({ FAKE_RUNC_EXIT: '3' }).run('c1', '/b')).toEqual({ exitStatus: 3 });
+    expect(await runcWith({ FAKE_RUNC_EXIT: '3' }).run('c1', B)).toEqual({ exitStatus: 3 });
     const e = await runcWith({ FAKE_RUNC_EXIT: '1', FAKE_RUNC_LOG: ERR('unable to start container process') })
-      .run('c1', '/b')
+      .run('c1', B)
       .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RuncError);
     expect((e as Error).message).toBe('runc run c1: unable to start container process');
   });
 
   it('run detached returns the pid', async () => {
-    expect(await runcWith({ FAKE_RUNC_PID: '1234' }).run('c1', '/b', { detach: true, keep: true })).toEqual({
+    expect(await runcWith({ FAKE_RUNC_PID: '1234' }).run('c1', B, { detach: true, keep: true })).toEqual({
       pid: 1234,
     });
     expect(await fake.argv()).toEqual(expect.arrayContaining(['--detach', '--keep']));
@@ -158,7 +166,7 @@ describe('argv reaching runc', () => {
       '--leave-running',
       'c1',
     ]);
-    expect(await runc.restore('c1', { bundle: '/b', imagePath: '/img', detach: true })).toEqual({
+    expect(await runc.restore('c1', { bundle: B, imagePath: '/img', detach: true })).toEqual({
       pid: 4242,
     });
   });
@@ -171,7 +179,7 @@ describe('parsed output', () => {
       id: 'c1',
       pid: 10,
       status: 'running',
-      bundle: '/b',
+      bundle: B,
       rootfs: '/b/rootfs',
       created: 'x',
     };
@@ -259,13 +267,9 @@ describe('errors', () => {
     try {
       const log = join(dir, 'runc.log');
       const runc = runcWith({ FAKE_RUNC_EXIT: '1', FAKE_RUNC_LOG: ERR('first failure') }, { log });
-      await expect(runc.create('c1', '/b', { io: pipeIO() })).rejects.toThrow(
-        'runc create c1: first failure',
-      );
+      await expect(runc.create('c1', B, { io: pipeIO() })).rejects.toThrow('runc create c1: first failure');
       const runc2 = runcWith({ FAKE_RUNC_EXIT: '1', FAKE_RUNC_LOG: ERR('second failure') }, { log });
-      await expect(runc2.create('c1', '/b', { io: pipeIO() })).rejects.toThrow(
-        'runc create c1: second failure',
-      );
+      await expect(runc2.create('c1', B, { io: pipeIO() })).rejects.toThrow('runc create c1: second failure');
       expect(await readFile(log, 'utf8')).toContain('first failure');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -280,6 +284,41 @@ describe('errors', () => {
 });
 
 describe('validation before runc runs', () => {
+  it('a bundle without a usable config.json', async () => {
+    const empty = join(fake.dir, 'empty');
+    await mkdir(empty);
+    await expect(runcWith().create('c1', empty)).rejects.toThrow(
+      `runc create c1: bundle ${empty} has no config.json; write the OCI spec there (e.g. runc spec --bundle ${empty})`,
+    );
+    await writeFile(join(empty, 'config.json'), '{"ociVersion": "1.0.2",');
+    await expect(runcWith().run('c1', empty)).rejects.toThrow(/config.json is not valid JSON/);
+    expect(await fake.called()).toBe(false);
+  });
+
+  it('a process cwd that is relative or under /proc/*/fd, and out-of-range ids', async () => {
+    await writeFile(
+      join(B, 'config.json'),
+      JSON.stringify({ process: { cwd: '/proc/self/fd/7', args: ['sh'] } }),
+    );
+    await expect(runcWith().create('c1', B)).rejects.toThrow(
+      /under \/proc\/\*\/fd, which can reach the host/,
+    );
+    const r = runcWith();
+    await expect(r.exec('c1', { args: ['sh'], cwd: 'tmp' })).rejects.toThrow(/must be an absolute path/);
+    await expect(r.exec('c1', { args: ['sh'], cwd: '/proc/1/fd/../fd/3' })).rejects.toThrow(/under \/proc/);
+    for (const uid of [-1, 2 ** 31, 2 ** 32, 2 ** 53 + 2, 1.5]) {
+      await expect(
+        r.exec('c1', { process: { cwd: '/', args: ['id'], user: { uid, gid: 0 } } }),
+      ).rejects.toThrow(/uid .* is invalid; use an integer from 0 to 2147483647/);
+    }
+    await expect(
+      r.exec('c1', {
+        process: { cwd: '/', args: ['id'], user: { uid: 0, gid: 0, additionalGids: [2 ** 32] } },
+      }),
+    ).rejects.toThrow(/additional gid/);
+    expect(await fake.called()).toBe(false);
+  });
+
   it('a refused call closes the container ends of the IO, so the caller streams end', async () => {
     const io = pipeIO();
     const ended = new Promise((r) => io.stdout?.once('close', r));
@@ -364,7 +403,7 @@ describe('file IO', () => {
     const dir = await mkdtemp(join(tmpdir(), 'runc-fileio-'));
     try {
       const out = join(dir, 'out.log');
-      await runcWith({ FAKE_RUNC_CHILD_STDOUT: 'to the file\n' }).run('c1', '/b', {
+      await runcWith({ FAKE_RUNC_CHILD_STDOUT: 'to the file\n' }).run('c1', B, {
         io: fileIO({ stdout: out, stderr: out }),
       });
       expect(await readFile(out, 'utf8')).toBe('to the file\n');
