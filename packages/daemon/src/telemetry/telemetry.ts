@@ -99,6 +99,12 @@ export class Telemetry {
           logger: this.log,
         });
       }
+      if (this.opts.graphiteAddress && intervalMs <= 0) {
+        this.log.warn(
+          { graphiteAddress: this.opts.graphiteAddress },
+          'graphite: nothing will be sent while metrics_interval is 0: set an interval',
+        );
+      }
       if (this.opts.graphiteAddress) {
         this.graphite = new GraphiteReporter({
           registry: this.registry,
