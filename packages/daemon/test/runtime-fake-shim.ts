@@ -76,6 +76,12 @@ export class FakeLauncher implements ShimLauncher {
         shim().tasks.delete(req.id);
         return { pid: t.pid, exitStatus: 137 };
       },
+      stats: async (req) => {
+        const t = task(req.id);
+        return {
+          stats: { typeUrl: 'io.containerd.cgroups.v1.Metrics', value: new Uint8Array([8, t.pid % 100]) },
+        };
+      },
       connect: async () => {
         shim();
         return { shimPid: 1, taskPid: 0, version: 'fake' };

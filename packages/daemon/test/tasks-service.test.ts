@@ -106,6 +106,26 @@ describe('Tasks service', () => {
     expect(isNotFound(await t.get({ containerId: 'c1' }).catch((e) => e))).toBe(true);
   });
 
+  it('Metrics: one Metric per task with the shim stats, filtered by id and namespace', async () => {
+    await container('m1');
+    await container('m2');
+    await client(TasksService).create({ containerId: 'm1' });
+    await client(TasksService).create({ containerId: 'm2' });
+    const spec = packJson(OCI_SPEC_URL, {});
+    await client(ContainersService, 'other').create({
+      container: { id: 'm1', runtime: { name: 'io.containerd.runc.v2' }, spec },
+    });
+    await client(TasksService, 'other').create({ containerId: 'm1' });
+    const t = client(TasksService);
+    const all = (await t.metrics({})).metrics;
+    expect(all.map((m) => m.id).sort()).toEqual(['m1', 'm1', 'm2']);
+    expect(all[0]?.data?.typeUrl).toBe('io.containerd.cgroups.v1.Metrics');
+    expect(all[0]?.timestamp).toBeDefined();
+    expect((await t.metrics({ filters: ['id==m2'] })).metrics.map((m) => m.id)).toEqual(['m2']);
+    expect((await t.metrics({ filters: ['namespace==other'] })).metrics.map((m) => m.id)).toEqual(['m1']);
+    expect(isInvalidArgument(await t.metrics({ filters: ['id=="'] }).catch((e) => e))).toBe(true);
+  });
+
   it('a failed shim Create removes the bundle and gives the shim slot back', async () => {
     await container('c1');
     await container('c2');

@@ -229,16 +229,19 @@ export class LocalTasks {
   }
 
   async list(ns: string, signal?: AbortSignal): Promise<Process[]> {
-    const out: Process[] = [];
-    for (const t of this.manager.tasks(ns)) {
-      try {
-        out.push(toProcess(t.id, await this.state(t.shim, t.id, '', signal)));
-      } catch (e) {
-        // A task being created, or on a shim that just died, is not listed.
-        this.log.debug({ task: t.id, err: e }, 'task state');
-      }
-    }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    const states = await Promise.all(
+      this.manager.tasks(ns).map((t) =>
+        this.state(t.shim, t.id, '', signal).then(
+          (st) => toProcess(t.id, st),
+          (e) => {
+            // A task being created, or on a shim that just died, is not listed.
+            this.log.debug({ task: t.id, err: e }, 'task state');
+            return undefined;
+          },
+        ),
+      ),
+    );
+    return states.filter((p): p is Process => p !== undefined).sort((a, b) => a.id.localeCompare(b.id));
   }
 
   async kill(ns: string, req: KillRequest, signal?: AbortSignal): Promise<void> {
