@@ -380,6 +380,16 @@ describe('abort', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
+  it('breaking out of an events stream ends it at once', async () => {
+    const runc = runcWith({ FAKE_RUNC_STDOUT: '{"type":"oom","id":"c1"}\n', FAKE_RUNC_SLEEP: '10' });
+    const t0 = Date.now();
+    for await (const ev of runc.events('c1')) {
+      expect(ev).toEqual({ type: 'oom', id: 'c1' });
+      break;
+    }
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('aborting stops an events stream', async () => {
     const ac = new AbortController();
     const runc = runcWith({

@@ -26,7 +26,8 @@ if [ -n "$FAKE_RUNC_STDERR" ]; then printf '%s\\n' "$FAKE_RUNC_STDERR" >&2; fi
 if [ -n "$FAKE_RUNC_LOG" ]; then
   if [ -n "$log" ]; then printf '%s\\n' "$FAKE_RUNC_LOG" >> "$log"; else printf '%s\\n' "$FAKE_RUNC_LOG" >&2; fi
 fi
-if [ -n "$FAKE_RUNC_SLEEP" ]; then sleep "$FAKE_RUNC_SLEEP"; fi
+# exec: an abort kills runc by pid, and must leave no sleep behind
+if [ -n "$FAKE_RUNC_SLEEP" ]; then exec sleep "$FAKE_RUNC_SLEEP"; fi
 exit "\${FAKE_RUNC_EXIT:-0}"
 `;
 
