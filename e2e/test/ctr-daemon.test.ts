@@ -341,4 +341,28 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
     expect(res).toEqual({ code: 0, stdout: 'from the bundle\n', stderr: '' });
     expect(await ctr('-n', 'e2e-tasks', 'rm', 'seedb')).toEqual({ code: 0, stdout: 'seedb\n', stderr: '' });
   });
+
+  it('run -t: the process gets a terminal, ctr exits with its status', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    // util-linux `script` gives ctr a pty of its own, as a user's terminal would.
+    const command = [process.execPath, ctrBin, '-n', 'e2e-tasks', 'run', '--rm', '-t', '--fifo-dir', fifoDir]
+      .concat(['--rootfs', rootfs, 'tty1', 'sh', '-c', "'tty; exit 4'"])
+      .join(' ');
+    let code = 0;
+    let stdout = '';
+    try {
+      ({ stdout } = await execFileP('script', ['-eqc', command, '/dev/null'], {
+        env: env(),
+        timeout: 30_000,
+      }));
+    } catch (e) {
+      const err = e as { code?: number; stdout?: string };
+      code = err.code ?? -1;
+      stdout = err.stdout ?? '';
+    }
+    expect(code).toBe(4);
+    // Each pty on the way (the container's, then ctr's) turns \n into \r\n.
+    expect(stdout).toMatch(/^\/dev\/pts\/\d+\r*\n$/);
+    expect((await ctr('-n', 'e2e-tasks', 'c', 'ls', '-q')).stdout).toBe('');
+  });
 });
