@@ -20,7 +20,7 @@ export {
   type RuncIO,
   type StdioSlot,
 } from './io.js';
-export { parseVersion, Runc } from './runc.js';
+export { compareVersions, MIN_RUNC_VERSION, parseVersion, Runc } from './runc.js';
 export {
   closeFd,
   decodeWaitStatus,

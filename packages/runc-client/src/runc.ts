@@ -84,6 +84,20 @@ export class Runc {
     return parseVersion(stdout);
   }
 
+  /**
+   * Checks that this runc is at least `min` (default 1.1.0, the oldest this client is tested with);
+   * resolves with its version, or rejects saying which runc is too old.
+   */
+  async requireVersion(min = MIN_RUNC_VERSION, opts: CallOptions = {}): Promise<Version> {
+    const v = await this.version(opts);
+    if (compareVersions(v.runc, min) < 0) {
+      throw new RuncValidationError(
+        `runc binary ${await this.binary()}: version ${v.runc} is older than ${min}; install runc ${min} or newer`,
+      );
+    }
+    return v;
+  }
+
   /** `runc features` (experimental in runc 1.1): what this runc supports, as JSON. */
   async features(opts: CallOptions = {}): Promise<Record<string, unknown>> {
     const { stdout } = await this.invoke({
@@ -520,6 +534,20 @@ function parseJson(verb: string, text: string): unknown {
   } catch (e) {
     throw new Error(`runc ${verb}: output is not JSON: ${JSON.stringify(text.slice(0, 200))}`, { cause: e });
   }
+}
+
+export const MIN_RUNC_VERSION = '1.1.0';
+
+/** Compares the numeric major.minor.patch of two runc versions ("1.1.5+ds1", "1.2.0-rc.1"). */
+export function compareVersions(a: string, b: string): number {
+  const nums = (v: string) =>
+    (/^(\d+)\.(\d+)(?:\.(\d+))?/.exec(v) ?? []).slice(1, 4).map((n) => Number(n ?? 0));
+  const [x, y] = [nums(a), nums(b)];
+  for (let i = 0; i < 3; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 export function parseVersion(text: string): Version {

@@ -48,6 +48,10 @@ describe.runIf(canRun)('real runc', () => {
     const v = await runc.version();
     expect(v.runc).toMatch(/^1\.1\.5/);
     expect(v.spec).toMatch(/^1\.0/);
+    expect((await runc.requireVersion()).runc).toBe(v.runc);
+    await expect(runc.requireVersion('9.0.0')).rejects.toThrow(
+      /is older than 9\.0\.0; install runc 9\.0\.0 or newer/,
+    );
   });
 
   it('create, start, state, ps, exec, pause/resume, update, stats, events, kill, delete', async () => {

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fileIO, pipeIO, Runc, RuncError, RuncValidationError } from '../src/index.js';
+import { compareVersions, fileIO, pipeIO, Runc, RuncError, RuncValidationError } from '../src/index.js';
 import { type FakeRunc, makeFakeRunc } from './helpers/fake-runc.js';
 
 let fake: FakeRunc;
@@ -284,6 +284,17 @@ describe('errors', () => {
 });
 
 describe('validation before runc runs', () => {
+  it('a runc older than the minimum is refused by requireVersion', async () => {
+    const old = runcWith({ FAKE_RUNC_STDOUT: 'runc version 1.0.3\ncommit: v1.0.3\nspec: 1.0.2-dev\n' });
+    await expect(old.requireVersion()).rejects.toThrow(
+      `runc binary ${fake.binary}: version 1.0.3 is older than 1.1.0; install runc 1.1.0 or newer`,
+    );
+    const ok = runcWith({ FAKE_RUNC_STDOUT: 'runc version 1.1.5+ds1\nspec: 1.0.2-dev\n' });
+    expect((await ok.requireVersion()).runc).toBe('1.1.5+ds1');
+    expect(compareVersions('1.2.0-rc.1', '1.1.12')).toBeGreaterThan(0);
+    expect(compareVersions('1.1', '1.1.0')).toBe(0);
+  });
+
   it('a bundle without a usable config.json', async () => {
     const empty = join(fake.dir, 'empty');
     await mkdir(empty);
