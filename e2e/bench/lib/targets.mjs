@@ -1,0 +1,190 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alive, execP, mountsUnder, pidsWithArg } from './system.mjs';
+
+// The daemons under test, each started as a real process on private temp dirs and a private socket
+// (never /run/ctrd or /run/containerd/containerd.sock), and stopped by the pid we started. Each target
+// can also name its shims, so the bench can weigh them and, at the end, kill the ones left by pid.
+
+export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bin.js', import.meta.url));
+export const CONTAINERD_BIN = '/usr/bin/containerd';
+
+function canConnect(path) {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function startProcess(name, bin, args, socket, logFile) {
+  let log = '';
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr.on('data', (d) => {
+    // Keep the tail only: containerd and ctrd --debug are chatty under load.
+    log = (log + d).slice(-64 * 1024);
+  });
+  let exit;
+  const exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    }),
+  );
+  const deadline = Date.now() + 20_000;
+  while (!(await canConnect(socket))) {
+    if (exit) throw new Error(`${name}: exited before serving (${JSON.stringify(exit)}):\n${log}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${name}: did not listen on ${socket} within 20 s:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const stop = async () => {
+    if (exit) return exit;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+    if (logFile) await writeFile(logFile, log).catch(() => {});
+    return exit;
+  };
+  return { pid: child.pid, child, stop, logs: () => log };
+}
+
+function killPid(pid) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {}
+}
+
+/** Unmounts what is left under `dir` and removes it. */
+async function removeDir(dir) {
+  for (const m of mountsUnder(dir).reverse()) await execP('umount', ['-l', m]).catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** A private ctrd: `node packages/daemon/dist/bin.js` on temp root/state/socket. */
+export async function startCtrd() {
+  if (!existsSync(CTRD_BIN)) throw new Error(`ctrd ${CTRD_BIN}: not built: run npx tsc -b packages/daemon`);
+  const dir = await mkdtemp(join(tmpdir(), 'ctrd-bench-'));
+  const root = join(dir, 'root');
+  const state = join(dir, 'state');
+  const socket = join(dir, 'ctrd.sock');
+  const args = [CTRD_BIN, '--config', '/dev/null', '--root', root, '--state-dir', state];
+  args.push('--listen', socket, '--metrics-interval', '0');
+  let proc;
+  try {
+    proc = await startProcess('ctrd', process.execPath, args, socket);
+  } catch (e) {
+    await removeDir(dir);
+    throw e;
+  }
+  const shimPids = () => {
+    const shims = join(state, 'shims');
+    if (!existsSync(shims)) return [];
+    const out = [];
+    for (const id of readdirSync(shims)) {
+      try {
+        const pid = Number(readFileSync(join(shims, id, 'shim.pid'), 'utf8').trim());
+        if (pid > 0 && alive(pid)) out.push(pid);
+      } catch {}
+    }
+    return out;
+  };
+  return {
+    name: 'ctrd',
+    dir,
+    socket,
+    address: `unix://${socket}`,
+    pid: proc.pid,
+    runtimeOptions: undefined,
+    logs: proc.logs,
+    shimPids,
+    /** Stops the daemon, then the shims it leaves (they outlive it by design), then removes the dir. */
+    async dispose() {
+      const shims = shimPids();
+      await proc.stop();
+      for (const pid of [...shims, ...shimPids()]) killPid(pid);
+      await removeDir(dir);
+    },
+  };
+}
+
+/** Stock containerd 1.6 with a generated config: private root, state, socket; CRI off. */
+export async function startContainerd() {
+  if (!existsSync(CONTAINERD_BIN))
+    throw new Error(`${CONTAINERD_BIN}: not installed (apt install containerd)`);
+  const dir = await mkdtemp(join(tmpdir(), 'ctrd-bench-cd-'));
+  const socket = join(dir, 'containerd.sock');
+  const runcRoot = join(dir, 'runc');
+  await mkdir(runcRoot, { recursive: true });
+  const config = join(dir, 'config.toml');
+  await writeFile(
+    config,
+    [
+      'version = 2',
+      `root = "${join(dir, 'root')}"`,
+      `state = "${join(dir, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${socket}"`,
+      '',
+    ].join('\n'),
+  );
+  let proc;
+  try {
+    proc = await startProcess('containerd', CONTAINERD_BIN, ['--config', config], socket);
+  } catch (e) {
+    await removeDir(dir);
+    throw e;
+  }
+  // The stock shim is started as `containerd-shim-runc-v2 -namespace NS -address SOCKET ...`: the
+  // socket argument is ours alone, so it names exactly the shims of this daemon.
+  const shimPids = () =>
+    pidsWithArg(socket).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('containerd-shim');
+      } catch {
+        return false;
+      }
+    });
+  return {
+    name: 'containerd',
+    dir,
+    socket,
+    address: `unix://${socket}`,
+    pid: proc.pid,
+    // runc state under our dir instead of the shim's default /run/containerd/runc.
+    runtimeOptions: { root: runcRoot },
+    runcRoot,
+    logs: proc.logs,
+    shimPids,
+    /** containerd's shims exit when their task is deleted; any that remain are killed by pid. */
+    async dispose() {
+      await proc.stop();
+      const left = shimPids();
+      if (left.length > 0) {
+        await new Promise((r) => setTimeout(r, 1000));
+        for (const pid of shimPids()) killPid(pid);
+      }
+      for (const id of existsSync(join(runcRoot, 'bench')) ? readdirSync(join(runcRoot, 'bench')) : [])
+        await execP('runc', ['--root', join(runcRoot, 'bench'), 'delete', '--force', id]).catch(() => {});
+      await removeDir(dir);
+    },
+  };
+}
+
+export function startTarget(name) {
+  if (name === 'ctrd') return startCtrd();
+  if (name === 'containerd') return startContainerd();
+  throw new Error(`target "${name}": unknown: use ctrd, containerd or both`);
+}
