@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient, OCI_LINUX_RESOURCES_URL, packJson, unpackAny } from '@ctrd/api-proto';
+import { createClient, OCI_LINUX_RESOURCES_URL, OCI_SPEC_URL, packJson, unpackAny } from '@ctrd/api-proto';
+import { ContainersService } from '@ctrd/api-proto/containers';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { TaskService } from '@ctrd/api-proto/shim';
@@ -110,6 +111,50 @@ describe('tasks through stock ctr', () => {
     await ok('c', 'rm', 'c2');
     expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
   }, 90_000);
+
+  it('rootfs mounts from the request are mounted at bundle/rootfs and undone on delete or failure', async () => {
+    await ok('c', 'create', '--rootfs', rootfs, 'c4', '/bin/sleep', '1000');
+    await ok('c', 'create', '--rootfs', rootfs, 'c5', '/bin/true');
+    const containers = createClient(ContainersService, { address: d.address, namespace: ns });
+    const tasks = createClient(TasksService, { address: d.address, namespace: ns });
+    for (const id of ['c4', 'c5']) {
+      const { container } = await containers.get({ id });
+      const spec = JSON.parse(new TextDecoder().decode(container!.spec!.value));
+      spec.root.path = 'rootfs';
+      await containers.update({
+        container: { ...container!, spec: packJson(OCI_SPEC_URL, spec) },
+        updateMask: { paths: ['spec'] },
+      });
+    }
+    const bundle = join(d.state, 'bundles', ns, 'c4');
+    const { pid } = await tasks.create({
+      containerId: 'c4',
+      rootfs: [{ type: 'bind', source: rootfs, target: '', options: ['rbind', 'ro'] }],
+    });
+    await tasks.start({ containerId: 'c4' });
+    expect(mountsUnder(join(bundle, 'rootfs'))).not.toEqual([]);
+    expect(parseTaskList(await ok('t', 'ls'))).toEqual([{ id: 'c4', pid, status: 'RUNNING' }]);
+    // The config.json in the bundle is the stored spec, byte for byte.
+    const { container } = await containers.get({ id: 'c4' });
+    expect(await readFile(join(bundle, 'config.json'))).toEqual(Buffer.from(container!.spec!.value));
+
+    const bad = await tasks
+      .create({
+        containerId: 'c5',
+        rootfs: [{ type: 'bind', source: join(dir, 'missing'), options: ['rbind'] }],
+      })
+      .catch((e: Error) => e);
+    expect(bad).toBeInstanceOf(Error);
+    expect(existsSync(join(d.state, 'bundles', ns, 'c5'))).toBe(false);
+    expect(parseTaskList(await ok('t', 'ls')).map((t) => t.id)).toEqual(['c4']);
+
+    await tasks.kill({ containerId: 'c4', signal: 9 });
+    expect((await tasks.wait({ containerId: 'c4' })).exitStatus).toBe(137);
+    expect((await tasks.delete({ containerId: 'c4' })).exitStatus).toBe(137);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(bundle)).toBe(false);
+    await ok('c', 'rm', 'c4', 'c5');
+  }, 60_000);
 
   it('a shim that dies while the daemon runs has its tasks settled', async () => {
     await ok(
