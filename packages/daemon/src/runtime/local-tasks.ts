@@ -422,7 +422,11 @@ export class LocalTasks {
         try {
           await shim.client.state({ id, execId: '' }, { signal, timeoutMs: 5000 });
         } catch (e) {
-          if (!isNotFound(e)) throw e;
+          // A shim that answers but is slow keeps its task: the liveness watch decides later.
+          if (!isNotFound(e)) {
+            this.log.warn({ task: id, shim: shim.id, err: e }, 'task state at recovery');
+            continue;
+          }
           shim.tasks.delete(id);
           await this.settle(first.namespace, id);
         }
