@@ -365,4 +365,18 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
     expect(stdout).toMatch(/^\/dev\/pts\/\d+\r*\n$/);
     expect((await ctr('-n', 'e2e-tasks', 'c', 'ls', '-q')).stdout).toBe('');
   });
+
+  it('logs -f follows the output until the task stops', async (ctx) => {
+    if (!tasksServed) ctx.skip();
+    const script = 'for i in 1 2 3; do echo line $i; sleep 1; done; echo oops >&2';
+    expect(
+      (await ctr('-n', 'e2e-tasks', 'run', '-d', '--rootfs', rootfs, 'talker', 'sh', '-c', script)).code,
+    ).toBe(0);
+    const followed = await ctr('-n', 'e2e-tasks', 'logs', '-f', 'talker');
+    expect(followed).toEqual({ code: 0, stdout: 'line 1\nline 2\nline 3\n', stderr: 'oops\n' });
+    expect((await ctr('-n', 'e2e-tasks', 'logs', '--tail', '1', '--timestamps', 'talker')).stderr).toMatch(
+      /^\d{4}-\d\d-\d\dT[\d:.]+Z oops\n$/,
+    );
+    expect(await ctr('-n', 'e2e-tasks', 'rm', 'talker')).toEqual({ code: 0, stdout: 'talker\n', stderr: '' });
+  });
 });
