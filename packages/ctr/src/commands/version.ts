@@ -32,7 +32,7 @@ export default class Version extends CtrCommand<typeof Version> {
       '',
       'Server:',
       `  Version:  ${result.server.version}`,
-      `  Revision: ${result.server.revision}`,
+      `  Revision: ${result.server.revision || '-'}`,
     ];
     if (uuid) lines.push(`  UUID:     ${uuid}`);
     this.out(lines.join('\n'));
