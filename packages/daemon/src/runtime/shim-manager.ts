@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isDeadlineExceeded, isUnavailable, type Logger, silentLogger } from '@ctrd/api-proto';
+import { isUnavailable, type Logger, silentLogger } from '@ctrd/api-proto';
 import type { ShimClient, ShimConnection, ShimLauncher } from './shim-launcher.js';
 
 // Which shim hosts which task. A Node shim costs tens of MB, so tasks share: by default one shim per
@@ -255,7 +255,9 @@ export class ShimManager {
       await entry.client.connect({ id: '' }, { timeoutMs: 5000 });
       return true;
     } catch (e) {
-      if (!isUnavailable(e) && !isDeadlineExceeded(e)) return true;
+      // Only a socket nobody serves means death. A slow answer is no proof, and settling kills
+      // the containers of a shim that may be merely busy.
+      if (!isUnavailable(e)) return true;
       if (entry.dead || this.shims.get(this.key(shim.namespace, shim.id)) !== entry) return false;
       entry.dead = true;
       this.drop(entry);
