@@ -187,9 +187,13 @@ export class ShimManager {
     try {
       await entry.client.connect({ id: '' }, { timeoutMs: 5000 });
     } catch (e) {
-      this.log.warn({ shim: id, namespace, err: e }, 'shim does not answer');
-      entry.connection?.close();
-      return undefined;
+      // As in check(): only an unserved socket is a dead shim; a slow one is taken back.
+      if (isUnavailable(e)) {
+        this.log.warn({ shim: id, namespace, err: e }, 'shim does not answer');
+        entry.connection?.close();
+        return undefined;
+      }
+      this.log.warn({ shim: id, namespace, err: e }, 'shim answers slowly; taken back');
     }
     this.shims.set(k, entry);
     return entry;
