@@ -86,7 +86,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('ctr against a stock containerd 1.6', () => {
+describe('ctr against a stock containerd 1.6', { timeout: 60_000 }, () => {
   it('version names the server', async () => {
     const res = await ctr('version');
     expect(res.code).toBe(0);
