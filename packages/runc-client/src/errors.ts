@@ -10,6 +10,8 @@ export interface RuncErrorInit {
   signal?: NodeJS.Signals | null;
   runcMessage: string;
   stderr?: string;
+  /** The tail of CRIU's own log, when checkpoint/restore failed in CRIU. */
+  criuLog?: string;
   cause?: unknown;
 }
 
@@ -21,6 +23,8 @@ export class RuncError extends Error {
   /** runc's own message (its last error log line), or its stderr when it logged none. */
   readonly runcMessage: string;
   readonly stderr: string;
+  /** The tail of CRIU's log (dump.log/restore.log) when CRIU failed; empty otherwise. */
+  readonly criuLog: string;
 
   constructor(verb: string, init: RuncErrorInit) {
     const why =
@@ -32,6 +36,7 @@ export class RuncError extends Error {
     this.signal = init.signal ?? null;
     this.runcMessage = init.runcMessage;
     this.stderr = init.stderr ?? '';
+    this.criuLog = init.criuLog ?? '';
     Object.defineProperty(this, RUNC_ERROR, { value: true });
   }
 

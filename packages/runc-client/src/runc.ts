@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import * as argv from './argv.js';
 import { RuncError, RuncValidationError, runcMessageFrom } from './errors.js';
 import type { RuncEvent, Stats } from './events.js';
@@ -257,7 +257,15 @@ export class Runc {
     validateId('checkpoint', id);
     validateAbsolute(`checkpoint ${id}`, 'image', opts.imagePath);
     if (opts.workPath !== undefined) validateAbsolute(`checkpoint ${id}`, 'work', opts.workPath);
-    await this.invoke({ verb: `checkpoint ${id}`, args: argv.checkpointArgs(id, opts), signal: opts.signal });
+    try {
+      await this.invoke({
+        verb: `checkpoint ${id}`,
+        args: argv.checkpointArgs(id, opts),
+        signal: opts.signal,
+      });
+    } catch (e) {
+      throw await withCriuLog(e, `checkpoint ${id}`, opts.workPath ?? opts.imagePath);
+    }
   }
 
   /** Restores a checkpoint; with `detach`, resolves with the pid, else with the exit status. */
@@ -534,6 +542,26 @@ function parseJson(verb: string, text: string): unknown {
   } catch (e) {
     throw new Error(`runc ${verb}: output is not JSON: ${JSON.stringify(text.slice(0, 200))}`, { cause: e });
   }
+}
+
+/**
+ * runc reports a CRIU failure as "criu failed: type DUMP errno 0\nlog file: dump.log", the log
+ * being relative to the work dir: attach its tail, where CRIU says what actually went wrong.
+ */
+async function withCriuLog(e: unknown, verb: string, workDir: string): Promise<unknown> {
+  if (!(e instanceof RuncError)) return e;
+  const name = /log file: (\S+)/.exec(e.runcMessage)?.[1];
+  if (!name) return e;
+  const text = await readFile(isAbsolute(name) ? name : join(workDir, name), 'utf8').catch(() => '');
+  if (!text) return e;
+  return new RuncError(verb, {
+    argv: e.argv,
+    exitCode: e.exitCode,
+    signal: e.signal,
+    runcMessage: e.runcMessage,
+    stderr: e.stderr,
+    criuLog: text.split('\n').slice(-20).join('\n'),
+  });
 }
 
 export const MIN_RUNC_VERSION = '1.1.0';

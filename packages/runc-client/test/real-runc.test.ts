@@ -247,6 +247,8 @@ describe.runIf(canRun)('real runc', () => {
     expect(e.runcMessage).toMatch(/criu/i);
     expect(e.message).toBe(`runc checkpoint ckpt: ${e.runcMessage}`);
     expect(e.argv).toContain('checkpoint');
+    // CRIU's own log tail comes with it: where CRIU says what went wrong.
+    expect(e.criuLog).toMatch(/\(\d+\.\d+\)/);
     await runc.delete('ckpt', { force: true });
   });
 });
