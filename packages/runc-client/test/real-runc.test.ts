@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConsoleSocket, pipeIO, Runc, RuncError } from '../src/index.js';
+import { ConsoleSocket, fdIO, nullIO, pipeIO, Runc, RuncError } from '../src/index.js';
 import { alive, listIds, makeSandbox, mountsUnder, RUNC, type Sandbox } from './helpers/rootfs.js';
 
 // Against the real runc (as root) with busybox bundles under a private --root.
@@ -49,6 +49,10 @@ describe.runIf(canRun)('real runc', () => {
     expect(v.runc).toMatch(/^1\.1\.5/);
     expect(v.spec).toMatch(/^1\.0/);
     expect((await runc.requireVersion()).runc).toBe(v.runc);
+    expect(await runc.features()).toMatchObject({
+      ociVersionMin: '1.0.0',
+      hooks: expect.arrayContaining(['prestart']),
+    });
     await expect(runc.requireVersion('9.0.0')).rejects.toThrow(
       /is older than 9\.0\.0; install runc 9\.0\.0 or newer/,
     );
@@ -126,6 +130,21 @@ describe.runIf(canRun)('real runc', () => {
     expect(await runc.run('fg', bundle, { io })).toEqual({ exitStatus: 3 });
     expect(await out).toBe('out-line\n');
     expect(await runc.list()).toEqual([]);
+  });
+
+  it('fds the caller owns and null IO', async () => {
+    const bundle = await sb.bundle('fds', { args: ['sh', '-c', 'echo to-the-fd; echo err-too >&2; exit 0'] });
+    const path = join(sb.dir, 'fds.out');
+    const fd = openSync(path, 'w');
+    try {
+      expect(await runc.run('fds', bundle, { io: fdIO({ stdout: fd, stderr: fd }) })).toEqual({
+        exitStatus: 0,
+      });
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(path, 'utf8')).toBe('to-the-fd\nerr-too\n');
+    expect(await runc.run('fds', bundle, { io: nullIO() })).toEqual({ exitStatus: 0 });
   });
 
   it('a container stdin is a pipe the caller writes', async () => {
