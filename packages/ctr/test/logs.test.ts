@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,26 @@ describe('ids that would escape the state dir', () => {
     expect(res.code).toBe(2);
     expect(res.stdout).toBe('');
     expect(res.stderr).toMatch(/^ctr: container "\.\.\/\.\.\/etc": identifier must be letters and digits/);
+  });
+});
+
+describe('ctr logs -f', () => {
+  it('prints lines as they are appended, across a rotation, and stops once there is no live task', async () => {
+    const bundle = join(state, 'bundles', 'default', 'follow');
+    mkdirSync(bundle, { recursive: true });
+    const file = join(bundle, 'container.log');
+    writeFileSync(file, line('2026-11-23T08:00:00.000Z', 'stdout', 'first\n'));
+    const d = new FakeDaemon();
+    d.addContainer('default', { id: 'follow' });
+    const running = runCtr(['logs', '-f', 'follow'], { routes: d.routes, env: { CTRD_STATE_DIR: state } });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    appendFileSync(file, line('2026-11-23T08:00:01.000Z', 'stdout', 'second\n'));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The shim rotates right after a write: the file becomes container.log.1 and a new one starts.
+    appendFileSync(file, line('2026-11-23T08:00:01.500Z', 'stdout', 'last of the old file\n'));
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, line('2026-11-23T08:00:02.000Z', 'stderr', 'third\n'));
+    const res = await running;
+    expect(res).toEqual({ code: 0, stdout: 'first\nsecond\nlast of the old file\n', stderr: 'third\n' });
   });
 });

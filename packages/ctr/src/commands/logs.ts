@@ -78,7 +78,15 @@ export default class Logs extends CtrCommand<typeof Logs> {
     try {
       while (!stop) {
         const id = await fileId(path);
-        if (id && ino !== undefined && id.ino !== ino) offset = 0; // rotated: the new file starts over
+        if (id && ino !== undefined && id.ino !== ino) {
+          // Rotated: finish what was appended to the old file (now `.1`) before starting the new one.
+          const old = await fileId(`${path}.1`);
+          if (old?.ino === ino) {
+            const rest = await readFrom(`${path}.1`, offset);
+            for (const r of rest.records) if (keep(r)) this.print(r);
+          }
+          offset = 0;
+        }
         if (id) ino = id.ino;
         const next = await readFrom(path, offset);
         offset = next.offset;
