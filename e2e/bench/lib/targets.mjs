@@ -27,7 +27,9 @@ function canConnect(path) {
 
 async function startProcess(name, bin, args, socket, logFile) {
   let log = '';
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Own process group: a terminal's Ctrl-C reaches the bench alone, which then removes containers
+  // through the still-running daemon before stopping it by pid.
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   child.stderr.on('data', (d) => {
     // Keep the tail only: containerd and ctrd --debug are chatty under load.
     log = (log + d).slice(-64 * 1024);
@@ -109,11 +111,21 @@ export async function startCtrd() {
     runtimeOptions: undefined,
     logs: proc.logs,
     shimPids,
-    /** Stops the daemon, then the shims it leaves (they outlive it by design), then removes the dir. */
+    /**
+     * Stops the daemon, then the shims it leaves (they outlive it by design), then removes the dir.
+     * A shim still starting has no shim.pid yet, so shims are also found by the private state dir
+     * on their command line, and looked for again after a pause.
+     */
     async dispose() {
-      const shims = shimPids();
+      const ours = () => new Set([...shimPids(), ...pidsWithArg(state)]);
+      const shims = ours();
       await proc.stop();
-      for (const pid of [...shims, ...shimPids()]) killPid(pid);
+      for (let pass = 0; pass < 3; pass++) {
+        const left = new Set([...shims, ...ours()].filter(alive));
+        if (left.size === 0 && pass > 0) break;
+        for (const pid of left) killPid(pid);
+        await new Promise((r) => setTimeout(r, 300));
+      }
       await removeDir(dir);
     },
   };
