@@ -23,9 +23,9 @@ let dir: string;
 let rootfs: string;
 let fifos: string;
 const ns = `tt${randomBytes(4).toString('hex')}`;
-// A private tmux server, so the test never touches anyone else's sessions.
-const tmuxSocket = `ctrd-e2e-${randomBytes(4).toString('hex')}`;
-const tmux = (...args: string[]) => run('tmux', ['-L', tmuxSocket, ...args]);
+// A private tmux server whose socket lives in the test's temp dir, so the test never touches
+// anyone else's sessions and leaves nothing behind.
+const tmux = (...args: string[]) => run('tmux', ['-S', join(dir, 'tmux.sock'), ...args]);
 
 async function screen(): Promise<string> {
   return (await tmux('capture-pane', '-t', 'tty', '-p')).stdout;
