@@ -24,9 +24,9 @@ import {
   zombieChildrenOf,
 } from './tasks-support.js';
 
-// Restart recovery: SIGKILL the daemon with containers in two namespaces; while it is down two
-// containers exit and the shims of the other namespace are killed; the restarted daemon takes the
-// live shim back and settles the tasks of the dead ones, as containerd does.
+// Restart recovery: SIGKILL the daemon with 20 containers in namespace A and 3 in B (one shim per
+// namespace); while it is down five of A's containers exit with distinct codes and B's shim is
+// killed; the restarted daemon takes A's live shim back and settles B's tasks, as containerd does.
 
 let d: DaemonProcess;
 let dir: string;
@@ -35,8 +35,13 @@ let fifos: string;
 const hex = randomBytes(3).toString('hex');
 const A = `ra${hex}`;
 const B = `rb${hex}`;
-const A_IDS = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
-const B_IDS = ['b1', 'b2'];
+const A_IDS = Array.from({ length: 20 }, (_, i) => `a${i + 1}`);
+/** a1..a5 exit with 11..15 once told to, while the daemon is down. */
+const EXITING = A_IDS.slice(0, 5);
+const exitCode = (id: string) => 10 + Number(id.slice(1));
+/** Sleeping until killed; a20 is the attached one. */
+const SLEEPING = A_IDS.slice(5, 19);
+const B_IDS = ['b1', 'b2', 'b3'];
 
 const ok = (ns: string, ...args: string[]) => ctrOk(d, ['-n', ns, ...args]);
 const shims = () => pidsMentioning(d.state).filter((p) => p !== d.pid);
@@ -66,10 +71,12 @@ describe('daemon restart', () => {
   it('keeps live tasks, reports exits that happened while down, settles tasks of dead shims', async () => {
     const run = (ns: string, id: string, extra: string[], ...cmd: string[]) =>
       ok(ns, 'run', '-d', '--fifo-dir', fifos, ...extra, '--rootfs', rootfs, id, ...cmd);
-    await run(A, 'a1', [], '/bin/sh', '-c', 'while [ ! -e /tmp/go-a1 ]; do sleep 0.1; done; exit 7');
-    await run(A, 'a2', [], '/bin/sh', '-c', 'while [ ! -e /tmp/go-a2 ]; do sleep 0.1; done; exit 9');
-    for (const id of A_IDS.slice(2, 5)) await run(A, id, [], '/bin/sleep', '1000');
-    // a6 runs attached: the stock ctr waits on it with Tasks.Wait across the restart.
+    for (const id of EXITING) {
+      const script = `while [ ! -e /tmp/go-${id} ]; do sleep 0.1; done; exit ${exitCode(id)}`;
+      await run(A, id, [], '/bin/sh', '-c', script);
+    }
+    for (const id of SLEEPING) await run(A, id, [], '/bin/sleep', '1000');
+    // a20 runs attached: the stock ctr waits on it with Tasks.Wait across the restart.
     const attached = spawn(
       CTR,
       [
@@ -82,7 +89,7 @@ describe('daemon restart', () => {
         fifos,
         '--rootfs',
         rootfs,
-        'a6',
+        'a20',
         '/bin/sleep',
         '1000',
       ],
@@ -93,26 +100,30 @@ describe('daemon restart', () => {
       attachedErr += b.toString();
     });
     const attachedExit = new Promise<number | null>((r) => attached.once('exit', (code) => r(code)));
-    for (let i = 0; i < 100 && parseTaskList(await ok(A, 't', 'ls')).length < 6; i++) await sleep(100);
-    for (const id of B_IDS) await run(B, id, ['--label', 'io.ctrd/shim=own'], '/bin/sleep', '1000');
+    for (let i = 0; i < 100 && parseTaskList(await ok(A, 't', 'ls')).length < 20; i++) await sleep(100);
+    for (const id of B_IDS) await run(B, id, [], '/bin/sleep', '1000');
 
-    const before = parseTaskList(await ok(A, 't', 'ls'));
+    // ctr lists ids as strings sort (a1, a10, a11, ...): compare in numeric order.
+    const byId = (a: string, b: string) => Number(a.slice(1)) - Number(b.slice(1));
+    const before = parseTaskList(await ok(A, 't', 'ls')).sort((x, y) => byId(x.id, y.id));
     expect(before.map((t) => [t.id, t.status])).toEqual(A_IDS.map((id) => [id, 'RUNNING']));
     const pidOf = new Map(before.map((t) => [t.id, t.pid]));
     const bTasks = parseTaskList(await ok(B, 't', 'ls'));
-    // A's six tasks share one shim; each of B's has its own.
+    // A's twenty tasks share one shim; B's three share another.
     const shimIds = async (ns: string, ids: string[]) =>
       Promise.all(ids.map((id) => readFile(join(d.state, 'bundles', ns, id, 'shim-id'), 'utf8')));
-    expect(new Set(await shimIds(A, A_IDS)).size).toBe(1);
-    const bShimIds = await shimIds(B, B_IDS);
-    expect(new Set([...bShimIds, ...(await shimIds(A, ['a1']))]).size).toBe(3);
+    const aShimIds = new Set(await shimIds(A, A_IDS));
+    const bShimIds = new Set(await shimIds(B, B_IDS));
+    expect(aShimIds.size).toBe(1);
+    expect(bShimIds.size).toBe(1);
+    expect([...aShimIds][0]).not.toBe([...bShimIds][0]);
     const aShim = await shimPidOf(A, 'a1');
-    const bShims = await Promise.all(B_IDS.map((id) => shimPidOf(B, id)));
-    expect(new Set(bShims).size).toBe(2);
+    const bShims = [...new Set(await Promise.all(B_IDS.map((id) => shimPidOf(B, id))))];
+    expect(bShims).toHaveLength(1);
 
     // A Wait open across the restart ends with the connection: Unavailable.
     const tasks = createClient(TasksService, { address: d.address, namespace: A });
-    const openWait = tasks.wait({ containerId: 'a3' }).then(
+    const openWait = tasks.wait({ containerId: 'a6' }).then(
       () => 'returned',
       (e) => e,
     );
@@ -125,12 +136,10 @@ describe('daemon restart', () => {
     expect(attachedErr).toMatch(/Unavailable/);
     expect(await openWait).toBeInstanceOf(Error);
 
-    await writeFile(join(rootfs, 'tmp', 'go-a1'), '');
-    await writeFile(join(rootfs, 'tmp', 'go-a2'), '');
-    for (let i = 0; i < 100 && (isAlive(pidOf.get('a1')!) || isAlive(pidOf.get('a2')!)); i++)
-      await sleep(100);
-    expect(isAlive(pidOf.get('a1')!)).toBe(false);
-    expect(isAlive(pidOf.get('a2')!)).toBe(false);
+    for (const id of EXITING) await writeFile(join(rootfs, 'tmp', `go-${id}`), '');
+    const exitingAlive = () => EXITING.filter((id) => isAlive(pidOf.get(id)!));
+    for (let i = 0; i < 100 && exitingAlive().length > 0; i++) await sleep(100);
+    expect(exitingAlive()).toEqual([]);
     for (const pid of bShims) process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 50 && bShims.some(isAlive); i++) await sleep(100);
     expect(bShims.some(isAlive)).toBe(false);
@@ -138,16 +147,27 @@ describe('daemon restart', () => {
     d = await startDaemon({ dir: d.dir });
 
     const after = parseTaskList(await ok(A, 't', 'ls'));
-    expect(after.map((t) => [t.id, t.status])).toEqual([
-      ['a1', 'STOPPED'],
-      ['a2', 'STOPPED'],
-      ...A_IDS.slice(2).map((id) => [id, 'RUNNING']),
+    expect(after.map((t) => [t.id, t.status]).sort((x, y) => byId(x[0]!, y[0]!))).toEqual([
+      ...EXITING.map((id) => [id, 'STOPPED']),
+      ...A_IDS.slice(5).map((id) => [id, 'RUNNING']),
     ]);
-    expect(after.find((t) => t.id === 'a3')?.pid).toBe(pidOf.get('a3'));
+    for (const id of A_IDS.slice(5)) expect(after.find((t) => t.id === id)?.pid).toBe(pidOf.get(id));
     const tasks2 = createClient(TasksService, { address: d.address, namespace: A });
-    expect((await tasks2.wait({ containerId: 'a1' })).exitStatus).toBe(7);
-    expect((await tasks2.wait({ containerId: 'a2' })).exitStatus).toBe(9);
-    expect(await shimPidOf(A, 'a3')).toBe(aShim);
+    for (const id of EXITING) expect((await tasks2.wait({ containerId: id })).exitStatus).toBe(exitCode(id));
+    expect(await shimPidOf(A, 'a6')).toBe(aShim);
+    // The exits that happened while the daemon was down were queued by A's shim and delivered on its
+    // return: every one is in the event history with its own status.
+    const aHistory = createClient(EventHistoryService, { address: d.address, namespace: A });
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 100 && seen.size < EXITING.length; i++) {
+      seen.clear();
+      for await (const env of aHistory.replay({ filters: [`namespace==${A},topic=="/tasks/exit"`] })) {
+        const ev = unpackAny(env.event) as { containerId?: string; exitStatus?: number } | undefined;
+        if (ev?.containerId) seen.set(ev.containerId, ev.exitStatus ?? -1);
+      }
+      if (seen.size < EXITING.length) await sleep(100);
+    }
+    expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(EXITING.map((id) => [id, exitCode(id)])));
     expect(zombieChildrenOf(aShim)).toEqual([]);
 
     // B's tasks were settled: gone, their processes killed, /tasks/exit and /tasks/delete sent.
@@ -161,19 +181,17 @@ describe('daemon restart', () => {
       events.push([env.topic, ev?.containerId ?? '', ev?.exitStatus ?? -1]);
     }
     expect(events.map((e) => `${e[0]} ${e[1]}`).sort()).toEqual([
-      '/tasks/delete b1',
-      '/tasks/delete b2',
-      '/tasks/exit b1',
-      '/tasks/exit b2',
+      ...B_IDS.map((id) => `/tasks/delete ${id}`),
+      ...B_IDS.map((id) => `/tasks/exit ${id}`),
     ]);
     // Alive when their shim died: killed by the settling runc delete --force.
     for (const e of events) expect(e[2]).toBe(137);
     // A `ctr events` subscriber sees the daemon's later events live.
     const r1 = await ctrRun(d, ['-n', A, 't', 'rm', 'a1']);
-    expect(r1.stderr).toMatch(/exit with non-zero exit code 7/);
+    expect(r1.stderr).toMatch(/exit with non-zero exit code 11/);
 
     // Delete everything; nothing may be left behind.
-    for (const id of A_IDS.slice(2)) await ok(A, 't', 'kill', '-s', '9', id);
+    for (const id of A_IDS.slice(5)) await ok(A, 't', 'kill', '-s', '9', id);
     for (const id of A_IDS.slice(1)) {
       for (let i = 0; i < 50; i++) {
         const t = parseTaskList(await ok(A, 't', 'ls')).find((x) => x.id === id);
