@@ -1,12 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
+import { buildBusyboxRootfs } from './helpers/rootfs.js';
 
 // Our ctr, as a user runs it (a separate node process on bin/run.js), against a real ctrd process on
 // a private root, state dir and socket. Task tests run once the daemon serves Tasks; until then they
@@ -53,22 +54,11 @@ async function ctr(...args: string[]): Promise<Result> {
   }
 }
 
-/** A busybox root filesystem: enough for sh, echo, cat, sleep. */
-async function busyboxRootfs(dir: string): Promise<void> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  await mkdir(join(dir, 'etc'), { recursive: true });
-  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
-  await chmod(join(dir, 'bin/busybox'), 0o755);
-  for (const tool of ['sh', 'echo', 'cat', 'sleep', 'true', 'false', 'id']) {
-    await symlink('busybox', join(dir, 'bin', tool));
-  }
-}
-
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'ctr-daemon-e2e-'));
   rootfs = join(scratch, 'rootfs');
   fifoDir = join(scratch, 'fifo');
-  await busyboxRootfs(rootfs);
+  await buildBusyboxRootfs(rootfs);
   d = await startDaemon();
   // Tasks.List may answer before Tasks.Create does: probe with a real start.
   await ctr('-n', 'e2e-probe', 'c', 'create', '--rootfs', rootfs, 'probe', 'true');

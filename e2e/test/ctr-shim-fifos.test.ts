@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import { EventsService } from '@ctrd/api-proto/events';
 import { TaskService } from '@ctrd/api-proto/shim';
 import { buildSpec, FifoSet } from '@ctrd/ctr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBusyboxRootfs } from './helpers/rootfs.js';
 
 // ctr's client side of stdio (FifoSet: fifos made and opened by ctr, held until Start, read to EOF)
 // against the real ctrd-shim running busybox through real runc. This is the part of `ctr run` and
@@ -32,15 +33,6 @@ let daemon: Server | undefined;
 let shimPid = 0;
 let tasks: Client<typeof TaskService>;
 const created: string[] = [];
-
-async function buildRootfs(path: string): Promise<void> {
-  await mkdir(join(path, 'bin'), { recursive: true });
-  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(path, d), { recursive: true });
-  await copyFile('/bin/busybox', join(path, 'bin', 'busybox'));
-  await chmod(join(path, 'bin', 'busybox'), 0o755);
-  for (const name of ['sh', 'echo', 'cat', 'tr', 'sleep', 'true', 'id', 'ls', 'grep'])
-    await symlink('busybox', join(path, 'bin', name));
-}
 
 async function bundle(id: string, args: string[]): Promise<string> {
   const b = join(dir, 'bundles', id);
@@ -72,7 +64,7 @@ beforeAll(async () => {
   rootfs = join(dir, 'rootfs');
   runcRoot = join(dir, 'runc');
   fifoDir = join(dir, 'fifo');
-  await buildRootfs(rootfs);
+  await buildBusyboxRootfs(rootfs);
   daemon = await createServer({
     socketPath: join(dir, 'daemon.sock'),
     services: [service(EventsService, { forward: () => ({}) })],

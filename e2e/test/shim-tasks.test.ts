@@ -1,17 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import {
-  chmod,
-  copyFile,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  rmdir,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +27,7 @@ import { ProcessDetailsSchema } from '@ctrd/api-proto/runc-options';
 import { TaskService } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBusyboxRootfs } from './helpers/rootfs.js';
 
 // A real ctrd-shim process running real busybox containers through real runc, driven through its
 // Task API, sending events to a fake daemon (an Events server on a temp socket). Everything lives in
@@ -72,18 +62,6 @@ async function startDaemon(): Promise<void> {
       }),
     ],
   });
-}
-
-async function buildRootfs(path: string): Promise<void> {
-  await mkdir(join(path, 'bin'), { recursive: true });
-  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(path, d), { recursive: true });
-  await copyFile('/bin/busybox', join(path, 'bin', 'busybox'));
-  await chmod(join(path, 'bin', 'busybox'), 0o755);
-  const { stdout } = await run('/bin/busybox', ['--list']);
-  for (const name of stdout.split('\n')) {
-    if (name === '' || name === 'busybox') continue;
-    await symlink('busybox', join(path, 'bin', name)).catch(() => {});
-  }
 }
 
 interface OciSpec {
@@ -166,7 +144,7 @@ beforeAll(async () => {
   runcRoot = join(dir, 'runc');
   rootfs = join(dir, 'rootfs');
   daemonSock = join(dir, 'daemon.sock');
-  await buildRootfs(rootfs);
+  await buildBusyboxRootfs(rootfs);
   await startDaemon();
   const { stdout } = await run(process.execPath, [
     SHIM_BIN,

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, readdir, symlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DaemonProcess } from './helpers/daemon.js';
+import { buildBusyboxRootfs } from './helpers/rootfs.js';
 
 // Shared by the tasks e2e tests: a busybox rootfs, the stock ctr against a private ctrd, and a
 // cleanup that finds what a test left (shims under its state dir, runc containers under its runc
@@ -41,12 +42,9 @@ export async function ctrOk(d: DaemonProcess, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** A busybox rootfs: /bin/busybox and the applets the tests use. */
+/** A busybox rootfs (the shared e2e builder), returned for convenience. */
 export async function busyboxRootfs(dir: string): Promise<string> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(dir, 'bin', 'busybox'));
-  for (const a of ['sh', 'echo', 'sleep', 'cat', 'ls', 'true']) await symlink('busybox', join(dir, 'bin', a));
-  for (const d of ['proc', 'dev', 'sys', 'tmp', 'etc']) await mkdir(join(dir, d), { recursive: true });
+  await buildBusyboxRootfs(dir);
   return dir;
 }
 

@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, rm, rmdir, symlink } from 'node:fs/promises';
+import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
+import { buildBusyboxRootfs } from './helpers/rootfs.js';
 
 // A private ctrd with every telemetry output on: the stock containerd 1.6 ctr starts three real
 // containers (ctrd-shim, runc, busybox), then the stderr report, a graphite listener and a scrape
@@ -58,13 +59,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function busyboxRootfs(dir: string): Promise<void> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(dir, 'bin/busybox'));
-  await chmod(join(dir, 'bin/busybox'), 0o755);
-  for (const tool of ['sh', 'sleep']) await symlink('busybox', join(dir, 'bin', tool));
-}
-
 /** Processes started for this daemon (its shims name the private state dir on their command line). */
 function processesUnder(dir: string): number[] {
   const pids: number[] = [];
@@ -102,7 +96,7 @@ function lastCount(logs: string, header: string): number | undefined {
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'ctrd-tele-'));
   rootfs = join(scratch, 'rootfs');
-  await busyboxRootfs(rootfs);
+  await buildBusyboxRootfs(rootfs);
   graphite = createServer((s) => s.on('data', (c) => (graphiteText += c)));
   graphite.listen(0, '127.0.0.1');
   await once(graphite, 'listening');
