@@ -4,7 +4,10 @@
 // Containers.Create, Tasks.Create (runc create under the shim), Tasks.Start (runc start), and then
 // Tasks.Delete after a kill. Prints the median and p95 of each phase and the ctrd/containerd ratio.
 //
-//   node e2e/bench/phases.mjs [--n 30] [--target ctrd|containerd|both]
+//   node e2e/bench/phases.mjs [--n 30] [--running 1] [--target ctrd|containerd|both]
+//
+// --running K keeps K containers running through the measurement (at least 1): whether a start's
+// cost grows with the number of containers already running.
 //
 // Build first (npx nx run-many -t build). Needs root, runc, busybox-static and apt's containerd.
 import { create } from '@bufbuild/protobuf';
@@ -16,6 +19,7 @@ import {
   benchSpec,
   busyboxRootfs,
   connectTarget,
+  pool,
   RUNTIME,
   removeAll,
   removeCgroups,
@@ -24,12 +28,14 @@ import { summarize } from './lib/stats.mjs';
 import { machine, machineTable } from './lib/system.mjs';
 import { startTarget } from './lib/targets.mjs';
 
-const USAGE = 'node e2e/bench/phases.mjs [--n 30] [--target ctrd|containerd|both]';
+const USAGE = 'node e2e/bench/phases.mjs [--n 30] [--running 1] [--target ctrd|containerd|both]';
 const { values } = benchArgs(USAGE, {
   n: { type: 'string', default: '30' },
+  running: { type: 'string', default: '1' },
   target: { type: 'string', default: 'both' },
 });
 const n = intFlag(values.n, 'n');
+const running = intFlag(values.running, 'running');
 const targets = values.target === 'both' ? ['ctrd', 'containerd'] : [values.target];
 const PHASES = ['containers.create', 'tasks.create', 'tasks.start', 'kill+wait', 'tasks.delete'];
 const log = (msg) => process.stderr.write(`${msg}\n`);
@@ -54,20 +60,18 @@ async function measure(name, rootfs) {
   const runtime = { name: RUNTIME };
   if (target.runtimeOptions)
     runtime.options = packAny(OptionsSchema, create(OptionsSchema, target.runtimeOptions));
-  // An anchor container stays up through the run: a ctrd shim with no tasks left shuts down, and the
+  // Anchor containers stay up through the run: a ctrd shim with no tasks left shuts down, and the
   // next Create would then time a shim launch (~1 s of Node start-up) instead of a create.
-  await api.containers.create({
-    container: {
-      id: 'anchor',
-      runtime,
-      spec: packJson(
-        OCI_SPEC_URL,
-        benchSpec({ rootfs, id: 'anchor', cgroupParent, args: ['sleep', '3600'] }),
-      ),
+  await pool(
+    Array.from({ length: running }, (_, i) => `anchor${i}`),
+    10,
+    async (id) => {
+      const spec = packJson(OCI_SPEC_URL, benchSpec({ rootfs, id, cgroupParent, args: ['sleep', '3600'] }));
+      await api.containers.create({ container: { id, runtime, spec } });
+      await api.tasks.create({ containerId: id });
+      await api.tasks.start({ containerId: id });
     },
-  });
-  await api.tasks.create({ containerId: 'anchor' });
-  await api.tasks.start({ containerId: 'anchor' });
+  );
   const samples = Object.fromEntries(PHASES.map((p) => [p, []]));
   // One warm-up start, not counted: it pays page-cache misses.
   for (let i = -1; i < n; i++) {
@@ -85,7 +89,7 @@ async function measure(name, rootfs) {
     await timed(s, 'tasks.delete', () => api.tasks.delete({ containerId: id }));
     await api.containers.delete({ id });
   }
-  log(`${name}: ${n} starts timed`);
+  log(`${name}: ${n} starts timed with ${running} other containers running`);
   return Object.fromEntries(PHASES.map((p) => [p, summarize(samples[p])]));
 }
 
@@ -96,7 +100,12 @@ async function main() {
   const results = {};
   for (const t of targets) results[t] = await measure(t, rootfs);
   const f = (x) => (x === undefined ? '' : x.toFixed(1));
-  const lines = [machineTable(await machine()), '', `${n} sequential starts per target, ms:`, ''];
+  const lines = [
+    machineTable(await machine()),
+    '',
+    `${n} sequential starts per target, ${running} other containers running, ms:`,
+    '',
+  ];
   lines.push(
     '| phase | ctrd median | ctrd p95 | containerd median | containerd p95 | median ctrd/containerd |',
   );
