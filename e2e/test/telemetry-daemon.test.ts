@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,7 +141,11 @@ afterAll(async () => {
 
 describe('ctrd telemetry with three running containers', { timeout: 120_000 }, () => {
   it('report, graphite and /metrics show the containers', async () => {
-    for (const id of IDS) await ok('run', '-d', '--rootfs', rootfs, id, '/bin/sleep', '600');
+    // The fifos stock ctr makes go in the test's own dir, never in /run/containerd.
+    const fifos = join(scratch, 'fifo');
+    await mkdir(fifos, { recursive: true });
+    for (const id of IDS)
+      await ok('run', '-d', '--fifo-dir', fifos, '--rootfs', rootfs, id, '/bin/sleep', '600');
     expect(await ok('t', 'ls')).toMatch(/tele3\s+\d+\s+RUNNING/);
 
     // The stderr report, every second: the seed's blocks with the three containers and starts.
