@@ -69,6 +69,7 @@ export {
   namespaceInterceptor,
   withNamespace,
 } from './namespace-headers.js';
+export { formatGoDuration, parseGoDuration } from './durations.js';
 export type { CloseOptions, Server, ServerOptions, ServiceRegistration } from './server.js';
 export { createServer, service } from './server.js';
 export {

@@ -1,45 +1,17 @@
-import { InvalidArgument } from '@ctrd/api-proto';
+import { formatGoDuration, InvalidArgument, parseGoDuration } from '@ctrd/api-proto';
 
-// Durations are written the way Go's time.ParseDuration / Duration.String do, so config files and
-// flags read like containerd's (`1m0s`, `500ms`, `1h30m`).
-
-const UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
+// The daemon's reading of Go durations (config keys and flags): api-proto's parser, with errors that
+// name the flag or key.
 
 /** Milliseconds in a Go duration string. `0` alone is allowed without a unit. */
 export function parseDuration(text: string, what = 'duration'): number {
-  const s = text.trim();
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
-  let pos = 0;
-  let total = 0;
-  if (s === '') throw new InvalidArgument(`${what}: empty duration: use e.g. 1m0s or 500ms`);
-  while (pos < s.length) {
-    re.lastIndex = pos;
-    const m = re.exec(s);
-    if (!m) throw new InvalidArgument(`${what}: invalid duration "${text}": use e.g. 1m0s, 30s or 500ms`);
-    total += Number(m[1]) * UNITS[m[2]!]!;
-    pos = re.lastIndex;
+  if (text.trim() === '') throw new InvalidArgument(`${what}: empty duration: use e.g. 1m0s or 500ms`);
+  const ms = parseGoDuration(text);
+  if (ms === undefined) {
+    throw new InvalidArgument(`${what}: invalid duration "${text}": use e.g. 1m0s, 30s or 500ms`);
   }
-  return total;
+  return ms;
 }
 
 /** Go's Duration.String for whole milliseconds: 60000 → `1m0s`, 500 → `500ms`, 0 → `0s`. */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  if (ms < 1000) return `${ms}ms`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = (ms % 60_000) / 1000;
-  let out = '';
-  if (h > 0) out += `${h}h`;
-  if (h > 0 || m > 0) out += `${m}m`;
-  return `${out}${s}s`;
-}
+export const formatDuration = formatGoDuration;
