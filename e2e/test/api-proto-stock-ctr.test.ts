@@ -1,8 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { create } from '@bufbuild/protobuf';
 import type { Server } from '@ctrd/api-proto';
 import {
@@ -26,31 +25,21 @@ import { Status } from '@ctrd/api-proto/task-types';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { VersionService } from '@ctrd/api-proto/version';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Run, runCommand } from './helpers/run.js';
 
 // The stock containerd ctr (Debian's 1.6.20) driving a tiny server built from our descriptors:
 // proof that names, paths, field numbers, headers and error codes match containerd's on the wire.
 // The stock containerd daemon is never started.
 
 const CTR = '/usr/bin/ctr';
-const run = promisify(execFile);
 
 let dir: string;
 let server: Server;
 const seen: { method: string; namespace: string }[] = [];
 const subscribeFilters: string[][] = [];
 
-async function ctr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(CTR, ['--address', server.socketPath, ...args], { timeout: 15_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
+function ctr(...args: string[]): Promise<Run> {
+  return runCommand(CTR, ['--address', server.socketPath, ...args], { timeout: 15_000 });
 }
 
 beforeAll(async () => {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
+import { type Run, runCommand } from './helpers/run.js';
 
 // Our ctr, as a user runs it (a separate node process on bin/run.js), against a real ctrd process on
 // a private root, state dir and socket. Task tests run once the daemon serves Tasks; until then they
@@ -22,12 +23,6 @@ let rootfs: string;
 let fifoDir: string;
 let tasksServed = false;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function env(): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -37,21 +32,8 @@ function env(): NodeJS.ProcessEnv {
   };
 }
 
-async function ctr(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileP(process.execPath, [ctrBin, ...args], {
-      timeout: 30_000,
-      env: env(),
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
+function ctr(...args: string[]): Promise<Run> {
+  return runCommand(process.execPath, [ctrBin, ...args], { timeout: 30_000, env: env() });
 }
 
 beforeAll(async () => {

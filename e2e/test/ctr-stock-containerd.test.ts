@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Run, runCommand } from './helpers/run.js';
 
 // Our ctr driving a real, stock containerd 1.6 (Debian's) on a private socket, root and state dir:
 // the CLI speaks containerd's wire API, not just ctrd's. No tasks are run here: the stock shim would
@@ -20,27 +21,11 @@ let dir: string;
 let socket: string;
 let daemon: ChildProcess | undefined;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function ctr(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileP(process.execPath, [ctrBin, '-a', socket, ...args], {
-      timeout: 20_000,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
+function ctr(...args: string[]): Promise<Run> {
+  return runCommand(process.execPath, [ctrBin, '-a', socket, ...args], {
+    timeout: 20_000,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+  });
 }
 
 async function waitFor(path: string, ms: number): Promise<void> {

@@ -5,41 +5,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, runCtrd, startDaemon } from './helpers/daemon.js';
+import { CTR, ctrOk, ctrRun } from './tasks-support.js';
 
 // The real ctrd process on a private temp root, state dir and socket, driven by the stock
 // containerd 1.6 `ctr` (never the system containerd) and by curl over Connect JSON.
 
-const CTR = '/usr/bin/ctr';
 const exec = promisify(execFile);
 
 let d: DaemonProcess;
 let rootfs: string;
 let scratch: string;
 
-async function ctr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(CTR, ['--address', d.socket, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await ctr(...args);
-  if (r.code !== 0) {
-    const calls = d.logs().split('\n').slice(-15).join('\n');
-    throw new Error(
-      `ctr ${args.join(' ')} failed (${r.code}): ${r.stderr}\nlast daemon log lines:\n${calls}`,
-    );
-  }
-  return r.stdout;
-}
+const ctr = (...args: string[]) => ctrRun(d, args, 20_000);
+const ok = (...args: string[]) => ctrOk(d, args);
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'ctrd-core-'));

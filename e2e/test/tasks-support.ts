@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DaemonProcess } from './helpers/daemon.js';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
+import { type Run, runCommand } from './helpers/run.js';
 
 // Shared by the tasks e2e tests: a busybox rootfs, the stock ctr against a private ctrd, and a
 // cleanup that finds what a test left (shims under its state dir, runc containers under its runc
@@ -13,24 +14,10 @@ import { buildBusyboxRootfs } from './helpers/rootfs.js';
 export const CTR = '/usr/bin/ctr';
 const execP = promisify(execFile);
 
-export interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { Run } from './helpers/run.js';
 
-export async function ctrRun(d: DaemonProcess, args: string[], timeoutMs = 30_000): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execP(CTR, ['--address', d.socket, ...args], { timeout: timeoutMs });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
+export function ctrRun(d: DaemonProcess, args: string[], timeoutMs = 30_000): Promise<Run> {
+  return runCommand(CTR, ['--address', d.socket, ...args], { timeout: timeoutMs });
 }
 
 export async function ctrOk(d: DaemonProcess, args: string[]): Promise<string> {

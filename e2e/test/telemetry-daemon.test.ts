@@ -1,23 +1,20 @@
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
+import { ctrOk, ctrRun } from './tasks-support.js';
 
 // A private ctrd with every telemetry output on: the stock containerd 1.6 ctr starts three real
 // containers (ctrd-shim, runc, busybox), then the stderr report, a graphite listener and a scrape
 // of /metrics must all show them.
 
-const CTR = '/usr/bin/ctr';
 const NS = 'tele-e2e';
 const IDS = ['tele1', 'tele2', 'tele3'];
-const exec = promisify(execFile);
 
 let d: DaemonProcess | undefined;
 let scratch: string;
@@ -25,31 +22,6 @@ let rootfs: string;
 let graphite: Server;
 let graphiteText = '';
 let metricsPort = 0;
-
-async function ctr(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(CTR, ['--address', d?.socket ?? '', '-n', NS, ...args], {
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : -1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
-}
-
-async function ok(...args: string[]): Promise<string> {
-  const r = await ctr(...args);
-  if (r.code !== 0) {
-    const tail = d?.logs().split('\n').slice(-20).join('\n');
-    throw new Error(`ctr ${args.join(' ')} failed (${r.code}): ${r.stderr}\nlast daemon log lines:\n${tail}`);
-  }
-  return r.stdout;
-}
 
 async function freePort(): Promise<number> {
   const s = createServer().listen(0, '127.0.0.1');
@@ -92,6 +64,10 @@ function lastCount(logs: string, header: string): number | undefined {
   }
   return undefined;
 }
+
+// Used only once the daemon is up (the tests) or under `if (d)` (afterAll).
+const ctr = (...args: string[]) => ctrRun(d!, ['-n', NS, ...args]);
+const ok = (...args: string[]) => ctrOk(d!, ['-n', NS, ...args]);
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'ctrd-tele-'));
