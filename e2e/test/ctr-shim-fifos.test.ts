@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { TaskService } from '@ctrd/api-proto/shim';
 import { buildSpec, FifoSet } from '@ctrd/ctr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
+import { mountsUnder } from './tasks-support.js';
 
 // ctr's client side of stdio (FifoSet: fifos made and opened by ctr, held until Start, read to EOF)
 // against the real ctrd-shim running busybox through real runc. This is the part of `ctr run` and
@@ -50,13 +51,6 @@ function collect(stream: Readable | undefined): () => string {
   const chunks: Buffer[] = [];
   stream?.on('data', (c: Buffer) => chunks.push(c));
   return () => Buffer.concat(chunks).toString();
-}
-
-function mountsUnder(path: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((mp) => mp.startsWith(path));
 }
 
 beforeAll(async () => {

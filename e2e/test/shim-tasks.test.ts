@@ -28,6 +28,7 @@ import { TaskService } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
+import { mountsUnder } from './tasks-support.js';
 
 // A real ctrd-shim process running real busybox containers through real runc, driven through its
 // Task API, sending events to a fake daemon (an Events server on a temp socket). Everything lives in
@@ -129,13 +130,6 @@ function zombieChildren(pid: number): number[] {
 async function runcList(): Promise<Array<{ id: string }>> {
   const { stdout } = await run('runc', ['--root', runcRoot, 'list', '--format', 'json']);
   return JSON.parse(stdout.trim() || 'null') ?? [];
-}
-
-function mountsUnder(path: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((mp) => mp.startsWith(path));
 }
 
 beforeAll(async () => {
