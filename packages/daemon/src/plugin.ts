@@ -14,6 +14,10 @@ export const PluginType = {
   Service: 'io.containerd.service.v1',
   Grpc: 'io.containerd.grpc.v1',
   Internal: 'io.containerd.internal.v1',
+  Content: 'io.containerd.content.v1',
+  Snapshot: 'io.containerd.snapshotter.v1',
+  Differ: 'io.containerd.differ.v1',
+  GC: 'io.containerd.gc.v1',
 } as const;
 
 export interface PluginContext {

@@ -65,13 +65,65 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'content, images, snapshots',
+    sql: `
+      -- Blobs live once on disk (root/content/blobs/<alg>/<hex>); a row makes one visible in one
+      -- namespace, with that namespace's labels (gc.ref.*, uncompressed, ...).
+      CREATE TABLE content (
+        namespace TEXT NOT NULL REFERENCES namespaces(name),
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, digest)
+      ) STRICT;
+      CREATE INDEX content_by_digest ON content (digest);
+
+      CREATE TABLE images (
+        namespace TEXT NOT NULL REFERENCES namespaces(name),
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        target_media_type TEXT NOT NULL,
+        target_digest TEXT NOT NULL,
+        target_size INTEGER NOT NULL,
+        target_annotations TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, name)
+      ) STRICT;
+
+      -- Snapshot keys are per namespace and snapshotter; backend_id names the snapshotter's
+      -- directory (root/snapshots/<snapshotter>/<backend_id>), so keys never become paths.
+      -- kind: containerd's Kind enum (1 view, 2 active, 3 committed).
+      CREATE TABLE snapshots (
+        namespace TEXT NOT NULL REFERENCES namespaces(name),
+        snapshotter TEXT NOT NULL,
+        key TEXT NOT NULL,
+        backend_id INTEGER NOT NULL,
+        parent TEXT NOT NULL DEFAULT '',
+        kind INTEGER NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, snapshotter, key)
+      ) STRICT;
+      CREATE UNIQUE INDEX snapshots_by_backend ON snapshots (snapshotter, backend_id);
+      CREATE INDEX snapshots_by_parent ON snapshots (namespace, snapshotter, parent);
+    `,
+  },
 ];
 
 /**
  * Tables whose rows keep a namespace from being deleted (containerd refuses to delete a namespace
  * that still holds containers, images, content or snapshots). Leases go with the namespace.
- * Later migrations that add images/content/snapshots add their tables here.
+ * Tables added by later migrations that hold objects belong here too.
  */
 export const NAMESPACE_BLOCKING_TABLES: readonly { table: string; what: string }[] = [
   { table: 'containers', what: 'containers' },
+  { table: 'images', what: 'images' },
+  { table: 'content', what: 'content' },
+  { table: 'snapshots', what: 'snapshots' },
 ];
