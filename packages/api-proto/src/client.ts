@@ -1,102 +1,73 @@
-import { connect as netConnect } from 'node:net';
-import type { DescService } from '@bufbuild/protobuf';
-import type { Client, Interceptor, Transport } from '@connectrpc/connect';
-import { createClient as createConnectClient } from '@connectrpc/connect';
-import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { withErrorClasses } from './error-interceptors.js';
-import { InvalidArgument } from './errors.js';
-import { namespaceInterceptor } from './namespace-headers.js';
+// @ctrd/api-proto/client: what a client program needs and nothing it does not. The root entry also
+// carries the server, the in-memory transport, filters and the registry of every event and metrics
+// schema; a short-lived CLI that loaded all of that on each start would spend most of its run time
+// loading code. Everything here is also exported from the root entry.
 
-// Clients speak gRPC over HTTP/2 on a unix socket: that is what a stock containerd expects, and
-// ctrd's own server answers it too. The socket is dialed through http2's createConnection, so
-// the URL's host is only a placeholder for the :authority header.
-
-/** Longest unix socket path accepted, in bytes (containerd's limit). */
-export const MAX_SOCKET_PATH = 104;
-
-/** containerd's default client and server limit for one message. */
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-
-export interface UnixTransportOptions {
-  /** `unix:///run/ctrd/ctrd.sock` or `/run/ctrd/ctrd.sock`. */
-  address: string;
-  /** Sent as `containerd-namespace` on every call that does not set its own. */
-  namespace?: string | undefined;
-  /** Sent as `containerd-lease` on every call that does not set its own. */
-  lease?: string | undefined;
-  /** Default deadline of each call, unless the call gives `timeoutMs`. */
-  timeoutMs?: number | undefined;
-  /** Run after the namespace interceptor, before the error mapping. */
-  interceptors?: Interceptor[] | undefined;
-}
-
-export interface UnixTransport extends Transport {
-  /** Closes the HTTP/2 connection; calls under way fail. The transport can't be reused. */
-  close(): void;
-}
-
-export type ClientOptions =
-  | UnixTransportOptions
-  | {
-      /** Share one connection between clients of several services (see createUnixTransport). */
-      transport: Transport;
-    };
-
-/** The socket path in `unix:///path`, `unix:/path` or `/path`. */
-export function socketPath(address: string): string {
-  let path = address;
-  if (path.startsWith('unix://')) path = path.slice('unix://'.length);
-  else if (path.startsWith('unix:')) path = path.slice('unix:'.length);
-  // sun_path holds 108 bytes with the NUL; containerd stops at 104 to stay portable.
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new InvalidArgument(
-      `address ${JSON.stringify(address)}: socket path is ${Buffer.byteLength(path)} bytes, over the limit of ${MAX_SOCKET_PATH}: use a shorter directory`,
-    );
-  }
-  if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-    throw new InvalidArgument(
-      `address ${JSON.stringify(address)}: expected a unix socket path such as /run/ctrd/ctrd.sock or unix:///run/ctrd/ctrd.sock`,
-    );
-  }
-  return path;
-}
-
-/** A gRPC transport over one HTTP/2 connection to a unix socket. */
-export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
-  const path = socketPath(opts.address);
-  const baseUrl = 'http://localhost';
-  const sessionManager = new Http2SessionManager(baseUrl, undefined, {
-    createConnection: () => netConnect(path),
-    // nghttp2's default 10 MB session budget would reset a stream carrying a 16 MiB message.
-    maxSessionMemory: 64,
-  });
-  const interceptors: Interceptor[] = [];
-  if (opts.namespace !== undefined || opts.lease !== undefined) {
-    interceptors.push(namespaceInterceptor({ namespace: opts.namespace, lease: opts.lease }));
-  }
-  interceptors.push(...(opts.interceptors ?? []));
-  const transport = createGrpcTransport({
-    baseUrl,
-    sessionManager,
-    readMaxBytes: MAX_MESSAGE_BYTES,
-    writeMaxBytes: MAX_MESSAGE_BYTES,
-    ...(opts.timeoutMs !== undefined ? { defaultTimeoutMs: opts.timeoutMs } : {}),
-    interceptors,
-  });
-  return withErrorClasses({
-    unary: transport.unary.bind(transport),
-    stream: transport.stream.bind(transport),
-    close: () => sessionManager.abort(),
-  });
-}
-
-/**
- * A typed client of `service` on a unix socket:
- * `createClient(ContainersService, { address: '/run/ctrd/ctrd.sock', namespace: 'default' })`,
- * or on a shared transport: `createClient(TasksService, { transport })`.
- * Errors arrive as ctrd's classes (NotFound, AlreadyExists, ...).
- */
-export function createClient<T extends DescService>(service: T, opts: ClientOptions): Client<T> {
-  const transport = 'transport' in opts ? withErrorClasses(opts.transport) : createUnixTransport(opts);
-  return createConnectClient(service, transport);
-}
+export type { ClientOptions, UnixTransport, UnixTransportOptions } from './unix-transport.js';
+export {
+  createClient,
+  createUnixTransport,
+  MAX_MESSAGE_BYTES,
+  MAX_SOCKET_PATH,
+  socketPath,
+} from './unix-transport.js';
+export { addressFromEnv, DEFAULT_ADDRESS, namespaceFromEnv } from './defaults.js';
+export { formatGoDuration, parseGoDuration } from './durations.js';
+export type { ErrorKind } from './errors.js';
+export {
+  AlreadyExists,
+  Canceled,
+  CtrdError,
+  DeadlineExceeded,
+  errorKind,
+  FailedPrecondition,
+  fromConnectError,
+  InvalidArgument,
+  isAlreadyExists,
+  isCanceled,
+  isDeadlineExceeded,
+  isFailedPrecondition,
+  isInvalidArgument,
+  isNotFound,
+  isNotImplemented,
+  isResourceExhausted,
+  isUnavailable,
+  isUnknown,
+  NotFound,
+  NotImplemented,
+  newError,
+  ResourceExhausted,
+  toCtrdError,
+  Unavailable,
+  Unknown,
+} from './errors.js';
+export {
+  isValidIdentifier,
+  MAX_IDENTIFIER_LENGTH,
+  MAX_LABEL_SIZE,
+  validateIdentifier,
+  validateLabels,
+} from './identifiers.js';
+export { DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER } from './namespace-headers.js';
+export {
+  fromTimestamp,
+  isUnsetTimestamp,
+  nowTimestamp,
+  timestampFromNanos,
+  timestampToNanos,
+  toTimestamp,
+} from './timestamps.js';
+export type { OciTypeUrl } from './typeurl.js';
+export {
+  anyIs,
+  isJsonAny,
+  OCI_LINUX_RESOURCES_URL,
+  OCI_PROCESS_URL,
+  OCI_SPEC_URL,
+  OCI_WINDOWS_RESOURCES_URL,
+  packAny,
+  packJson,
+  typeNameFromUrl,
+  unpackAnyAs,
+  unpackJson,
+} from './typeurl.js';

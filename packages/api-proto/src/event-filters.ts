@@ -2,7 +2,7 @@ import type { DescMessage, Message, Registry } from '@bufbuild/protobuf';
 import { ScalarType } from '@bufbuild/protobuf';
 import type { Envelope } from './gen/github.com/containerd/containerd/api/services/events/v1/events_pb.js';
 import type { Adaptor, FieldValue } from './filters.js';
-import { typeRegistry, unpackAny } from './typeurl.js';
+import { typeRegistry, unpackAny } from './type-registry.js';
 
 // The fields Events.Subscribe filters see, as containerd's event adaptors define them:
 // `namespace`, `topic`, and `event.<field>` inside the decoded payload, by proto field name

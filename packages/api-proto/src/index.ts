@@ -1,14 +1,14 @@
 // Public entry of @ctrd/api-proto: the helpers that belong with the contract. Generated schemas
 // and service descriptors live in the subpath exports (@ctrd/api-proto/containers, ...).
 
-export type { ClientOptions, UnixTransport, UnixTransportOptions } from './client.js';
+export type { ClientOptions, UnixTransport, UnixTransportOptions } from './unix-transport.js';
 export {
   createClient,
   createUnixTransport,
   MAX_MESSAGE_BYTES,
   MAX_SOCKET_PATH,
   socketPath,
-} from './client.js';
+} from './unix-transport.js';
 export { addressFromEnv, DEFAULT_ADDRESS, namespaceFromEnv } from './defaults.js';
 export { clientErrorInterceptor, serverErrorInterceptor, withErrorClasses } from './error-interceptors.js';
 export type { ErrorKind } from './errors.js';
@@ -92,8 +92,7 @@ export {
   packAny,
   packJson,
   typeNameFromUrl,
-  typeRegistry,
-  unpackAny,
   unpackAnyAs,
   unpackJson,
 } from './typeurl.js';
+export { typeRegistry, unpackAny } from './type-registry.js';

@@ -5,7 +5,7 @@ import { createServer as createHttp2Server } from 'node:http2';
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './client.js';
+import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './unix-transport.js';
 import { serverErrorInterceptor } from './error-interceptors.js';
 import { Canceled, classify, FailedPrecondition, Unavailable } from './errors.js';
 import type { Logger } from './logger.js';

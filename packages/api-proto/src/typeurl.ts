@@ -1,17 +1,8 @@
-import type { DescMessage, Message, MessageShape, Registry } from '@bufbuild/protobuf';
-import { create, createRegistry, fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import { AnySchema } from '@bufbuild/protobuf/wkt';
 import { InvalidArgument } from './errors.js';
-import * as cgroupsV1 from './gen/github.com/containerd/cgroups/stats/v1/metrics_pb.js';
-import * as cgroupsV2 from './gen/github.com/containerd/cgroups/v2/stats/metrics_pb.js';
-import * as containerEvents from './gen/github.com/containerd/containerd/api/events/container_pb.js';
-import * as contentEvents from './gen/github.com/containerd/containerd/api/events/content_pb.js';
-import * as imageEvents from './gen/github.com/containerd/containerd/api/events/image_pb.js';
-import * as namespaceEvents from './gen/github.com/containerd/containerd/api/events/namespace_pb.js';
-import * as snapshotEvents from './gen/github.com/containerd/containerd/api/events/snapshot_pb.js';
-import * as taskEvents from './gen/github.com/containerd/containerd/api/events/task_pb.js';
-import * as runcOptions from './gen/github.com/containerd/containerd/runtime/v2/runc/options/oci_pb.js';
 
 // containerd 1.6 resolves an Any by its exact type URL, and its URLs are bare proto names
 // (`containerd.events.TaskExit`); the `type.googleapis.com/` prefix protobuf-es's anyPack adds
@@ -28,28 +19,6 @@ export type OciTypeUrl =
   | typeof OCI_PROCESS_URL
   | typeof OCI_LINUX_RESOURCES_URL
   | typeof OCI_WINDOWS_RESOURCES_URL;
-
-function schemasOf(mod: Record<string, unknown>): DescMessage[] {
-  return Object.values(mod).filter(
-    (v): v is DescMessage =>
-      typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'message',
-  );
-}
-
-/** Every message containerd puts in an Any that ctr decodes: events, runc options, cgroups metrics. */
-export const typeRegistry: Registry = createRegistry(
-  ...[
-    taskEvents,
-    containerEvents,
-    namespaceEvents,
-    contentEvents,
-    snapshotEvents,
-    imageEvents,
-    runcOptions,
-    cgroupsV1,
-    cgroupsV2,
-  ].flatMap((m) => schemasOf(m as Record<string, unknown>)),
-);
 
 /** The proto type name in a type URL: `a.b.C` for both `a.b.C` and `type.googleapis.com/a.b.C`. */
 export function typeNameFromUrl(url: string): string {
@@ -76,17 +45,6 @@ export function anyIs(any: Any | undefined, schema: DescMessage): boolean {
   return !!any && typeNameFromUrl(any.typeUrl) === schema.typeName && !isJsonAny(any);
 }
 
-/**
- * Decodes a proto Any by looking its type up in `registry` (default: typeRegistry). Returns
- * undefined for an unknown type or an empty Any; throws InvalidArgument for undecodable bytes.
- */
-export function unpackAny(any: Any | undefined, registry: Registry = typeRegistry): Message | undefined {
-  if (!any || any.typeUrl === '' || isJsonAny(any)) return undefined;
-  const schema = registry.getMessage(typeNameFromUrl(any.typeUrl));
-  if (!schema) return undefined;
-  return decode(schema, any);
-}
-
 /** Decodes an Any that must hold `schema`; throws InvalidArgument otherwise. */
 export function unpackAnyAs<Desc extends DescMessage>(
   any: Any | undefined,
@@ -111,7 +69,7 @@ export function unpackJson<T = unknown>(any: Any | undefined, expectedUrl?: OciT
   }
 }
 
-function decode<Desc extends DescMessage>(schema: Desc, any: Any): MessageShape<Desc> {
+export function decode<Desc extends DescMessage>(schema: Desc, any: Any): MessageShape<Desc> {
   try {
     return fromBinary(schema, any.value);
   } catch (e) {

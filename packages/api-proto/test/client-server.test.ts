@@ -8,7 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { createClient as createConnectClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClient, createUnixTransport, socketPath } from '../src/client.js';
+import { createClient, createUnixTransport, socketPath } from '../src/unix-transport.js';
 import { ContainersService } from '../src/containers.js';
 import {
   FailedPrecondition,
@@ -24,7 +24,8 @@ import { namespaceFromContext } from '../src/namespace-headers.js';
 import { NamespacesService } from '../src/namespaces.js';
 import type { Server } from '../src/server.js';
 import { createServer, service } from '../src/server.js';
-import { packAny, unpackAny } from '../src/typeurl.js';
+import { unpackAny } from '../src/type-registry.js';
+import { packAny } from '../src/typeurl.js';
 import { VersionService } from '../src/version.js';
 
 let dir: string;

@@ -25,6 +25,9 @@ const services: Record<string, string> = {
   eventhistory: 'EventHistoryService',
 };
 
+// Helper entries: shared code a client or the daemon loads without the generated schemas.
+const helpers = ['client', 'registry', 'oci', 'tar'];
+
 describe('package exports', () => {
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json');
 
@@ -38,6 +41,7 @@ describe('package exports', () => {
         'runc-options',
         'cgroups/v1',
         'cgroups/v2',
+        ...helpers.filter((h) => subpaths.includes(`./${h}`)),
       ].sort(),
     );
   });
@@ -53,6 +57,10 @@ describe('package exports', () => {
         string,
         { kind?: string; typeName?: string }
       >;
+      if (helpers.includes(name)) {
+        expect(Object.keys(mod).length).toBeGreaterThan(0);
+        return;
+      }
       const schemas = Object.keys(mod).filter((k) => k.endsWith('Schema') && mod[k]?.kind === 'message');
       expect(schemas.length).toBeGreaterThan(0);
       const svc = services[name];

@@ -16,10 +16,10 @@ import {
   packAny,
   packJson,
   typeNameFromUrl,
-  unpackAny,
   unpackAnyAs,
   unpackJson,
 } from '../src/typeurl.js';
+import { unpackAny } from '../src/type-registry.js';
 
 describe('typeurl', () => {
   it('packs with bare type URLs', () => {
