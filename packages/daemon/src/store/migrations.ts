@@ -108,6 +108,9 @@ export const migrations: readonly Migration[] = [
         labels TEXT NOT NULL DEFAULT '{}',
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
+        -- Disk usage of a committed snapshot, measured once (NULL until then; active ones are walked).
+        usage_size INTEGER,
+        usage_inodes INTEGER,
         PRIMARY KEY (namespace, snapshotter, key)
       ) STRICT;
       CREATE UNIQUE INDEX snapshots_by_backend ON snapshots (snapshotter, backend_id);
