@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { packAny } from '@ctrd/api-proto';
+import { packAny } from '@ctrd/api-proto/client';
 import { ImagesService } from '@ctrd/api-proto/images';
 import { CheckpointOptionsSchema } from '@ctrd/api-proto/runc-options';
 import { TasksService } from '@ctrd/api-proto/tasks';

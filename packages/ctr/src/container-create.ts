@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { OCI_SPEC_URL, packJson } from '@ctrd/api-proto';
+import { OCI_SPEC_URL, packJson } from '@ctrd/api-proto/client';
 import { type Container, ContainersService } from '@ctrd/api-proto/containers';
 import type { Clients } from './clients.js';
 import { UsageError } from './errors.js';

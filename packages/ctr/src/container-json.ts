@@ -1,6 +1,7 @@
-import { isJsonAny, typeNameFromUrl, unpackAny, unpackJson } from '@ctrd/api-proto';
+import { isJsonAny, typeNameFromUrl, unpackJson } from '@ctrd/api-proto/client';
+import { unpackAny } from '@ctrd/api-proto/registry';
 import { toJson } from '@bufbuild/protobuf';
-import { typeRegistry } from '@ctrd/api-proto';
+import { typeRegistry } from '@ctrd/api-proto/registry';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import type { Container } from '@ctrd/api-proto/containers';
 import { sortedLabels } from './labels.js';

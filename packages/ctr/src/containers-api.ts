@@ -1,4 +1,4 @@
-import { isNotImplemented } from '@ctrd/api-proto';
+import { isNotImplemented } from '@ctrd/api-proto/client';
 import { type Container, ContainersService } from '@ctrd/api-proto/containers';
 import type { Clients } from './clients.js';
 

@@ -1,4 +1,4 @@
-import { parseGoDuration } from '@ctrd/api-proto';
+import { parseGoDuration } from '@ctrd/api-proto/client';
 
 /**
  * Parses a Go-style duration ("1m30s", "500ms", "2h") into milliseconds, the form containerd's ctr takes

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { errorKind } from '@ctrd/api-proto';
+import { errorKind } from '@ctrd/api-proto/client';
 import { describeSource, type Resolved, socketPath } from './address.js';
 
 /** A mistake in how ctr was called: exits 2, like oclif's own parse errors. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { OCI_PROCESS_URL, packJson } from '@ctrd/api-proto';
+import { OCI_PROCESS_URL, packJson } from '@ctrd/api-proto/client';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { ProcessSession } from './attach.js';
 import type { Clients } from './clients.js';

@@ -1,4 +1,4 @@
-import { validateIdentifier } from '@ctrd/api-proto';
+import { validateIdentifier } from '@ctrd/api-proto/client';
 import { UsageError } from './errors.js';
 
 /**

@@ -1,4 +1,4 @@
-import { isNotFound, unpackJson } from '@ctrd/api-proto';
+import { isNotFound, unpackJson } from '@ctrd/api-proto/client';
 import { type Container, ContainersService } from '@ctrd/api-proto/containers';
 import { SnapshotsService } from '@ctrd/api-proto/snapshots';
 import { TasksService } from '@ctrd/api-proto/tasks';

@@ -1,4 +1,4 @@
-import { isNotFound, isNotImplemented } from '@ctrd/api-proto';
+import { isNotFound, isNotImplemented } from '@ctrd/api-proto/client';
 import { type Process, Status } from '@ctrd/api-proto/task-types';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import type { Clients } from './clients.js';

@@ -1,5 +1,5 @@
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
-import { fromTimestamp } from '@ctrd/api-proto';
+import { fromTimestamp } from '@ctrd/api-proto/client';
 import { parseDuration } from './duration.js';
 import { UsageError } from './errors.js';
 

@@ -1,7 +1,7 @@
 import { ConnectError, type Transport } from '@connectrpc/connect';
-import { createUnixTransport, toCtrdError } from '@ctrd/api-proto';
+import { createUnixTransport, toCtrdError } from '@ctrd/api-proto/client';
 
-export type { UnixTransport } from '@ctrd/api-proto';
+export type { UnixTransport } from '@ctrd/api-proto/client';
 
 /** ctr speaks plain gRPC (not Connect) so it drives a stock containerd as well as ctrd. */
 export function unixTransport(address: string) {

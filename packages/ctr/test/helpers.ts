@@ -57,7 +57,7 @@ export async function runCtr(words: string[], options: RunOptions = {}): Promise
   if (!found) throw new Error(`no command for ${words.join(' ')}: is the manifest built (npm run build)?`);
   const relative = (found.relativePath ?? [])
     .join('/')
-    .replace(/^dist\//, '')
+    .replace(/^dist\/(bundle\/)?/, '')
     .replace(/\.js$/, '.ts');
   const module = (await import(`../src/${relative}`)) as { default: CommandClass };
   const Cmd = module.default;

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { isCanceled, isNotImplemented, toTimestamp } from '@ctrd/api-proto';
+import { isCanceled, isNotImplemented, toTimestamp } from '@ctrd/api-proto/client';
 import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { type Envelope, EventsService } from '@ctrd/api-proto/events';
 import { CtrCommand } from '../base-command.js';

@@ -1,4 +1,4 @@
-import { isNotImplemented } from '@ctrd/api-proto';
+import { isNotImplemented } from '@ctrd/api-proto/client';
 import type { Process } from '@ctrd/api-proto/task-types';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { topicAliases } from '../../aliases.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { OCI_SPEC_URL, packJson } from '@ctrd/api-proto';
+import { OCI_SPEC_URL, packJson } from '@ctrd/api-proto/client';
 import { ContainersService } from '@ctrd/api-proto/containers';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { ProcessSession } from '../../attach.js';

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { isNotFound } from '@ctrd/api-proto';
+import { isNotFound } from '@ctrd/api-proto/client';
 import { NamespacesService } from '@ctrd/api-proto/namespaces';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { anyIs, unpackAnyAs } from '@ctrd/api-proto';
+import { anyIs, unpackAnyAs } from '@ctrd/api-proto/client';
 import { ProcessDetailsSchema } from '@ctrd/api-proto/runc-options';
 import { TasksService } from '@ctrd/api-proto/tasks';
 import { aliasesOf } from '../../aliases.js';
