@@ -81,7 +81,14 @@ export async function startCtrd() {
   const root = join(dir, 'root');
   const state = join(dir, 'state');
   const socket = join(dir, 'ctrd.sock');
-  const args = [CTRD_BIN, '--config', '/dev/null', '--root', root, '--state-dir', state];
+  // CTRD_BENCH_CPU_PROF=DIR: V8 CPU profiles of the daemon and its shims, written to DIR when each
+  // exits (the daemon on SIGTERM at the end, a shim when its last task is gone).
+  const profDir = process.env.CTRD_BENCH_CPU_PROF;
+  const nodeArgs = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  if (profDir) process.env.CTRD_SHIM_NODE_ARGS = nodeArgs.join(' ');
+  // CTRD_BENCH_CONFIG=FILE: a ctrd config (TOML) to measure instead of the defaults.
+  const config = process.env.CTRD_BENCH_CONFIG ?? '/dev/null';
+  const args = [...nodeArgs, CTRD_BIN, '--config', config, '--root', root, '--state-dir', state];
   args.push('--listen', socket, '--metrics-interval', '0');
   let proc;
   try {

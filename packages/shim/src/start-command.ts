@@ -52,7 +52,7 @@ export async function startShim(opts: ShimOptions, signal?: AbortSignal): Promis
   const bin = fileURLToPath(new URL('./bin.js', import.meta.url));
   let child: ReturnType<typeof spawn>;
   try {
-    child = spawn(process.execPath, [bin, ...toArgv('serve', opts)], {
+    child = spawn(process.execPath, [...process.execArgv, bin, ...toArgv('serve', opts)], {
       detached: true,
       cwd: '/',
       stdio: ['ignore', logFd, logFd, 'pipe'],

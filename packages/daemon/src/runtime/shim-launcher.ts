@@ -69,8 +69,19 @@ interface Output {
   stderr: string;
 }
 
+/**
+ * Node flags for a shim that is a .js file, from CTRD_SHIM_NODE_ARGS (e.g. `--cpu-prof
+ * --cpu-prof-dir /tmp/prof` for the benches; Node refuses --cpu-prof in NODE_OPTIONS). The shim
+ * passes its own flags on to the server process it starts.
+ */
+export function shimNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.CTRD_SHIM_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+}
+
 function run(bin: string, args: string[], signal?: AbortSignal): Promise<Output> {
-  const [cmd, argv] = bin.endsWith('.js') ? [process.execPath, [bin, ...args]] : [bin, args];
+  const [cmd, argv] = bin.endsWith('.js')
+    ? [process.execPath, [...shimNodeArgs(), bin, ...args]]
+    : [bin, args];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], signal });
     let stdout = '';
