@@ -5,6 +5,9 @@ export const TOPIC_NAMES = {
   namespaces: ['namespaces', 'namespace', 'ns'],
   leases: ['leases', 'lease'],
   checkpoints: ['checkpoints', 'checkpoint'],
+  images: ['images', 'image', 'i'],
+  content: ['content'],
+  snapshots: ['snapshots', 'snapshot'],
 } as const;
 
 export type Topic = keyof typeof TOPIC_NAMES;
