@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ServiceRegistration } from '@ctrd/api-proto';
+import { contentPlugins, gcHook } from './content/plugins.js';
 import { type PluginContext, type PluginRegistration, PluginType } from './plugin.js';
 import { containersService, LocalContainers } from './services/containers.js';
 import { eventHistoryService, eventsService } from './services/events.js';
@@ -7,6 +8,7 @@ import { Exchange } from './services/exchange.js';
 import { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 import { LocalLeases, leasesService } from './services/leases.js';
 import { LocalNamespaces, namespacesService } from './services/namespaces.js';
+import { snapshotPlugins } from './services/snapshots.js';
 import { tasksGrpcPlugin, tasksServicePlugin } from './services/tasks.js';
 import { versionService } from './services/version.js';
 import { MetaStore } from './store/meta-store.js';
@@ -69,7 +71,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
       id: 'leases-service',
       requires: [PluginType.Metadata],
       init: (ctx) => {
-        const leases = new LocalLeases(ctx.get(PluginType.Metadata, 'sqlite'), ctx.logger);
+        const leases = new LocalLeases(ctx.get(PluginType.Metadata, 'sqlite'), ctx.logger, gcHook(ctx));
         const stop = leases.startSweeper(opts.leaseSweepMs ?? 60_000);
         leases.sweepExpired();
         return { instance: leases, close: stop };
@@ -84,9 +86,12 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
           ctx.get(PluginType.Metadata, 'sqlite'),
           ctx.get(PluginType.Event, 'exchange'),
           ctx.get(PluginType.Service, 'leases-service'),
+          gcHook(ctx),
         ),
       }),
     },
+    ...contentPlugins({ root: opts.root }),
+    ...snapshotPlugins(opts.root),
     tasksServicePlugin(),
     grpc('version', [], () => [versionService()]),
     grpc('namespaces', [PluginType.Service], (ctx) => [namespacesService(svc(ctx, 'namespaces-service'))]),
