@@ -22,6 +22,7 @@ import {
   ContainerUpdateSchema,
 } from '@ctrd/api-proto/event-types';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
+import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { Exchange } from './exchange.js';
 import type { LocalLeases } from './leases.js';
@@ -73,6 +74,8 @@ export class LocalContainers {
     private readonly store: MetaStore,
     private readonly events?: Exchange,
     private readonly leases?: LocalLeases,
+    /** A deleted container's snapshot may become collectable. */
+    private readonly gc?: GcHook,
   ) {}
 
   private row(ns: string, id: string): ContainerRow | undefined {
@@ -276,6 +279,7 @@ export class LocalContainers {
         .run(ns, id);
     });
     this.events?.publishMessage(ns, '/containers/delete', ContainerDeleteSchema, { id });
+    this.gc?.schedule();
   }
 
   count(): number {

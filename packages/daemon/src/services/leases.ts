@@ -24,6 +24,7 @@ import {
   ResourceSchema,
 } from '@ctrd/api-proto/leases';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
+import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
 import { ensureNamespace } from './namespace-rows.js';
 
@@ -79,6 +80,8 @@ export class LocalLeases {
   constructor(
     private readonly store: MetaStore,
     private readonly log: Logger = silentLogger,
+    /** What a lease held becomes collectable when it goes: the collector is told. */
+    readonly gc?: GcHook,
   ) {}
 
   private toMessage(r: LeaseRow): Lease {
@@ -123,6 +126,7 @@ export class LocalLeases {
       const r = this.store.db.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);
     });
+    this.gc?.schedule();
   }
 
   /** Filters: id, labels.<key>. */
@@ -201,6 +205,7 @@ export class LocalLeases {
       for (const r of expired) del.run(r.namespace, r.id);
     });
     for (const r of expired) this.log.debug({ namespace: r.namespace, lease: r.id }, 'expired lease removed');
+    this.gc?.schedule();
     return expired.length;
   }
 
@@ -223,6 +228,7 @@ export function leasesService(local: LocalLeases): ServiceRegistration {
     create: async (req, ctx) => ({ lease: local.create(namespaceFromContext(ctx), req.id, req.labels) }),
     delete: async (req, ctx) => {
       local.delete(namespaceFromContext(ctx), req.id);
+      if (req.sync) await local.gc?.collect(ctx.signal);
       return {};
     },
     list: async (req, ctx) => ({ leases: local.list(namespaceFromContext(ctx), req.filters) }),

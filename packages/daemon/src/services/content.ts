@@ -1,0 +1,132 @@
+import { create } from '@bufbuild/protobuf';
+import {
+  InvalidArgument,
+  leaseFromContext,
+  namespaceFromContext,
+  service,
+  type ServiceRegistration,
+  timestampFromNanos,
+} from '@ctrd/api-proto';
+import {
+  ContentService,
+  type Info,
+  type WriteContentRequest,
+  type WriteContentResponse,
+  WriteContentResponseSchema,
+  WriteAction,
+} from '@ctrd/api-proto/content';
+import { validateDigest } from '@ctrd/api-proto/oci';
+import type { ContentWriter } from '../content/content-writer.js';
+import type { LocalContent } from '../content/local-content.js';
+import { safeSize } from '../content/paths.js';
+
+// The Content service over the local store, in containerd's semantics (services/content):
+// List streams in batches of 100, Read streams exactly the asked range, and Write is the bidi
+// STAT / WRITE / COMMIT protocol that ctr's remote writer speaks.
+
+const LIST_BATCH = 100;
+
+/** A wire offset or size: negative means 0 (as containerd reads them), too big is InvalidArgument. */
+function wireSize(v: bigint, what: string): number {
+  return v <= 0n ? 0 : safeSize(v, what);
+}
+
+async function* writeSession(
+  local: LocalContent,
+  requests: AsyncIterable<WriteContentRequest>,
+  ns: string,
+  lease: string | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<WriteContentResponse> {
+  const it = requests[Symbol.asyncIterator]();
+  let next = await it.next();
+  if (next.done) return;
+  let req = next.value;
+  if (req.ref === '') throw new InvalidArgument('content write: first message must have a reference');
+  const ref = req.ref;
+  let total = wireSize(req.total, `ref "${ref}": total`);
+  let expected = req.expected ? validateDigest(req.expected, 'expected digest') : '';
+  const w: ContentWriter = await local.writer(ns, ref, { total, expected, lease, signal });
+  try {
+    for (;;) {
+      if (req.expected !== '') expected = validateDigest(req.expected, 'expected digest');
+      if (req.total > 0n) total = wireSize(req.total, `ref "${ref}": total`);
+      await w.expect({ total, expected });
+      const out = create(WriteContentResponseSchema, { action: req.action, total: BigInt(total) });
+      switch (req.action) {
+        case WriteAction.STAT: {
+          const st = w.status();
+          out.offset = BigInt(st.offset);
+          out.digest = w.digest();
+          out.startedAt = timestampFromNanos(st.startedAt);
+          out.updatedAt = timestampFromNanos(st.updatedAt);
+          break;
+        }
+        case WriteAction.WRITE:
+        case WriteAction.COMMIT: {
+          const offset = wireSize(req.offset, `ref "${ref}": write offset`);
+          if (offset > 0 && offset !== w.offset) {
+            throw new InvalidArgument(
+              `content ref "${ref}": write at offset ${offset} must occur at the current offset ${w.offset}`,
+            );
+          }
+          if (offset === 0 && w.offset > 0) await w.truncate();
+          if (req.data.length > 0) await w.write(req.data, signal);
+          out.offset = BigInt(w.offset);
+          if (req.action === WriteAction.COMMIT) {
+            const info: Info = await w.commit(total, expected, req.labels, signal);
+            out.digest = info.digest;
+          } else {
+            out.digest = w.digest();
+          }
+          break;
+        }
+        default:
+          throw new InvalidArgument(`content ref "${ref}": unknown write action ${req.action as number}`);
+      }
+      yield out;
+      next = await it.next();
+      if (next.done) return;
+      req = next.value;
+    }
+  } finally {
+    await w.close();
+  }
+}
+
+export function contentService(local: LocalContent): ServiceRegistration {
+  return service(ContentService, {
+    info: async (req, ctx) => ({ info: local.info(namespaceFromContext(ctx), req.digest) }),
+    update: async (req, ctx) => ({
+      info: local.update(namespaceFromContext(ctx), req.info, req.updateMask?.paths ?? []),
+    }),
+    async *list(req, ctx) {
+      const all = local.list(namespaceFromContext(ctx), req.filters);
+      for (let i = 0; i < all.length; i += LIST_BATCH) yield { info: all.slice(i, i + LIST_BATCH) };
+    },
+    delete: async (req, ctx) => {
+      local.delete(namespaceFromContext(ctx), req.digest);
+      return {};
+    },
+    async *read(req, ctx) {
+      const ns = namespaceFromContext(ctx);
+      const offset = wireSize(req.offset, `content digest ${req.digest}: read offset`);
+      const size = wireSize(req.size, `content digest ${req.digest}: read size`);
+      let pos = offset;
+      for await (const data of local.readStream(ns, req.digest, { offset, size, signal: ctx.signal })) {
+        yield { offset: BigInt(pos), data };
+        pos += data.length;
+      }
+    },
+    status: async (req, ctx) => ({ status: local.status(namespaceFromContext(ctx), req.ref) }),
+    listStatuses: async (req, ctx) => ({
+      statuses: local.listStatuses(namespaceFromContext(ctx), req.filters),
+    }),
+    write: (requests, ctx) =>
+      writeSession(local, requests, namespaceFromContext(ctx), leaseFromContext(ctx), ctx.signal),
+    abort: async (req, ctx) => {
+      local.abort(namespaceFromContext(ctx), req.ref);
+      return {};
+    },
+  });
+}
