@@ -1,4 +1,4 @@
-import { FailedPrecondition, InvalidArgument, NotFound } from '@ctrd/api-proto/client';
+import { FailedPrecondition, InvalidArgument, NotFound, Unavailable } from '@ctrd/api-proto/client';
 import {
   type Descriptor,
   digestHasher,
@@ -405,6 +405,7 @@ async function* boundedBody(
     if (sent < limit) await discard(res);
   }
   if (sent < limit) {
-    throw new FailedPrecondition(`${what}: registry sent ${total - limit + sent} of ${total} bytes`);
+    // A connection that ended early: the bytes so far are good, a retry resumes after them.
+    throw new Unavailable(`${what}: registry sent ${total - limit + sent} of ${total} bytes`);
   }
 }
