@@ -8,7 +8,7 @@ import { Exchange } from './services/exchange.js';
 import { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 import { LocalLeases, leasesService } from './services/leases.js';
 import { LocalNamespaces, namespacesService } from './services/namespaces.js';
-import { snapshotPlugins } from './services/snapshots.js';
+import { snapshotPlugins, snapshotsGrpcPlugin } from './services/snapshots.js';
 import { tasksGrpcPlugin, tasksServicePlugin } from './services/tasks.js';
 import { versionService } from './services/version.js';
 import { MetaStore } from './store/meta-store.js';
@@ -102,6 +102,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
       eventHistoryService(ctx.get(PluginType.Event, 'exchange')),
     ]),
     tasksGrpcPlugin(),
+    snapshotsGrpcPlugin(),
     {
       type: PluginType.Grpc,
       id: 'introspection',

@@ -38,6 +38,7 @@ describe('Introspection and Version', () => {
       'leases',
       'events',
       'tasks',
+      'snapshots',
       'introspection',
     ]);
     expect((await intro.plugins({ filters: ['id==containers-service'] })).plugins[0]?.requires).toEqual([

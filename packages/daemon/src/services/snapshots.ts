@@ -78,8 +78,8 @@ export function snapshotsService(local: LocalSnapshots): ServiceRegistration {
 }
 
 /**
- * The snapshot plugins, their files under root/snapshots/<name>. The local service must come after
- * leases-service in the list (it records snapshots in the request's lease).
+ * The snapshotter plugins (files under root/snapshots/<name>) and the local service. The service
+ * must come after leases-service in the list (it records snapshots in the request's lease).
  */
 export function snapshotPlugins(root: string): PluginRegistration[] {
   const dir = (name: string) => join(root, 'snapshots', name);
@@ -114,13 +114,17 @@ export function snapshotPlugins(root: string): PluginRegistration[] {
         ),
       }),
     },
-    {
-      type: PluginType.Grpc,
-      id: 'snapshots',
-      requires: [PluginType.Service],
-      init: (ctx) => ({
-        services: [snapshotsService(ctx.get<LocalSnapshots>(PluginType.Service, 'snapshots-service'))],
-      }),
-    },
   ];
+}
+
+/** The Connect service, listed with the other io.containerd.grpc.v1 plugins. */
+export function snapshotsGrpcPlugin(): PluginRegistration {
+  return {
+    type: PluginType.Grpc,
+    id: 'snapshots',
+    requires: [PluginType.Service],
+    init: (ctx) => ({
+      services: [snapshotsService(ctx.get<LocalSnapshots>(PluginType.Service, 'snapshots-service'))],
+    }),
+  };
 }
