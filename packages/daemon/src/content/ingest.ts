@@ -25,7 +25,7 @@ export interface IngestState {
   dir: string;
   meta: IngestMeta;
   offset: number;
-  /** Nanoseconds: the data file's mtime, or the meta's updatedAt without data. */
+  /** Nanoseconds: the data file's mtime (its last write), or the meta's updatedAt without data. */
   updatedAt: bigint;
 }
 
@@ -64,7 +64,7 @@ export function readIngest(dir: string, key: string): IngestState | undefined {
   try {
     const st = statSync(join(dir, DATA_FILE), { bigint: true });
     offset = Number(st.size);
-    updatedAt = st.mtimeNs > updatedAt ? st.mtimeNs : updatedAt;
+    updatedAt = st.mtimeNs;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
