@@ -223,7 +223,7 @@ describe('fetchImage', () => {
     expect(store.blobs.get(img.amd64.layer)?.data).toEqual(img.amd64.layerBytes);
     const ranges = r.requests
       .filter((q) => q.url.endsWith(`/blobs/${img.amd64.layer}`))
-      .map((q) => q.headers.range);
+      .map((q) => q.headers.range as string | undefined);
     expect(ranges[0]).toBeUndefined();
     expect(ranges[1]).toMatch(/^bytes=\d+-$/);
     expect(Number(/\d+/.exec(ranges[1] ?? '')?.[0])).toBeGreaterThan(0);

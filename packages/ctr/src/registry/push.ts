@@ -55,12 +55,14 @@ export async function pushImage(opts: PushImageOptions): Promise<Descriptor> {
   registry.forPush(repo);
   let top = opts.target;
   // --platform: push that platform's manifest alone, tagged as the image.
-  if (opts.platform && isIndexType(top.mediaType)) top = await pickPlatform(clients, top, opts.platform, signal);
+  if (opts.platform && isIndexType(top.mediaType))
+    top = await pickPlatform(clients, top, opts.platform, signal);
 
   const blobs = new Map<string, Descriptor>();
   const manifests: Planned[] = [];
   const plan = async (desc: Descriptor, depth: number): Promise<void> => {
-    if (depth > MAX_INDEX_DEPTH) throw new NotFound(`index ${desc.digest}: nested deeper than ${MAX_INDEX_DEPTH} levels`);
+    if (depth > MAX_INDEX_DEPTH)
+      throw new NotFound(`index ${desc.digest}: nested deeper than ${MAX_INDEX_DEPTH} levels`);
     let bytes: Uint8Array;
     try {
       bytes = await readBytes(clients, desc, MAX_MANIFEST_BYTES, signal);
@@ -85,7 +87,9 @@ export async function pushImage(opts: PushImageOptions): Promise<Descriptor> {
       const manifest = parseManifest(bytes, { mediaType: desc.mediaType, name: desc.digest });
       for (const b of [manifest.config, ...manifest.layers]) blobs.set(b.digest, b);
     } else {
-      throw new NotFound(`content ${desc.digest}: media type ${desc.mediaType} is neither a manifest nor an index`);
+      throw new NotFound(
+        `content ${desc.digest}: media type ${desc.mediaType} is neither a manifest nor an index`,
+      );
     }
     manifests.push({ desc, bytes });
   };
@@ -126,7 +130,9 @@ async function pushOneBlob(opts: PushImageOptions, desc: Descriptor): Promise<vo
     throw new NotFound(`content ${desc.digest}: not in the local store and not in ${ref.name}`);
   }
   // containerd records where a blob was pulled from; another repository of this registry can lend it.
-  const sources = (info.labels[sourceLabelKey(ref.domain)] ?? '').split(',').filter((r) => r !== '' && r !== ref.path);
+  const sources = (info.labels[sourceLabelKey(ref.domain)] ?? '')
+    .split(',')
+    .filter((r) => r !== '' && r !== ref.path);
   const outcome = await retrying(opts, () => {
     let sent = 0;
     return registry.pushBlob(
@@ -158,7 +164,11 @@ async function retrying<T>(opts: PushImageOptions, fn: () => Promise<T>): Promis
       return await fn();
     } catch (err) {
       if (opts.signal?.aborted || attempt >= attempts || !(isTransient(err) || isUnavailable(err))) throw err;
-      await sleep((opts.backoffMs ?? 500) * 2 ** (attempt - 1), undefined, opts.signal ? { signal: opts.signal } : undefined);
+      await sleep(
+        (opts.backoffMs ?? 500) * 2 ** (attempt - 1),
+        undefined,
+        opts.signal ? { signal: opts.signal } : undefined,
+      );
     }
   }
 }
@@ -184,6 +194,7 @@ async function pickPlatform(
       bestRank = rank;
     }
   }
-  if (!best) throw new NotFound(`index ${index.digest}: no manifest for platform ${want.os}/${want.architecture}`);
+  if (!best)
+    throw new NotFound(`index ${index.digest}: no manifest for platform ${want.os}/${want.architecture}`);
   return best;
 }
