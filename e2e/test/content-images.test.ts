@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@ctrd/api-proto';
@@ -23,7 +25,10 @@ const ctr = (...args: string[]) => ctrRun(d, ['-n', ns, ...args]);
 const ok = (...args: string[]) => ctrOk(d, ['-n', ns, ...args]);
 
 /** Runs the stock ctr with `input` on stdin (ctrRun has none). */
-function ctrWithStdin(args: string[], input: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+function ctrWithStdin(
+  args: string[],
+  input: Buffer,
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(CTR, ['--address', d.socket, '-n', ns, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -74,8 +79,14 @@ describe('content and images through stock ctr', () => {
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length }],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha(config),
+        size: config.length,
+      },
+      layers: [
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length },
+      ],
     }),
   );
 
@@ -93,13 +104,20 @@ describe('content and images through stock ctr', () => {
     }
     const ls = table(await ok('content', 'ls'));
     expect(ls[0]).toEqual(['DIGEST', 'SIZE', 'AGE', 'LABELS']);
-    expect(ls.slice(1).map((row) => row[0]).sort()).toEqual([sha(layer), sha(config), sha(manifest)].sort());
+    expect(
+      ls
+        .slice(1)
+        .map((row) => row[0])
+        .sort(),
+    ).toEqual([sha(layer), sha(config), sha(manifest)].sort());
     expect((await ok('content', 'ls', '-q')).trim().split('\n').sort()).toEqual(
       [sha(layer), sha(config), sha(manifest)].sort(),
     );
-    expect(table(await ok('content', 'ls', `size==${config.length}`)).slice(1).map((r) => r[0])).toEqual([
-      sha(config),
-    ]);
+    expect(
+      table(await ok('content', 'ls', `size==${config.length}`))
+        .slice(1)
+        .map((r) => r[0]),
+    ).toEqual([sha(config)]);
 
     const got = await ctrWithStdin(['content', 'get', sha(layer)], Buffer.alloc(0));
     expect(got.code, got.stderr).toBe(0);
@@ -114,7 +132,10 @@ describe('content and images through stock ctr', () => {
       `containerd.io/gc.ref.content.l.0=${sha(layer)}`,
     );
     expect(labelled.trim().split(',').sort()).toEqual(
-      [`containerd.io/gc.ref.content.config=${sha(config)}`, `containerd.io/gc.ref.content.l.0=${sha(layer)}`].sort(),
+      [
+        `containerd.io/gc.ref.content.config=${sha(config)}`,
+        `containerd.io/gc.ref.content.l.0=${sha(layer)}`,
+      ].sort(),
     );
 
     // Case 30 through ctr: the wrong digest fails and nothing is added, no ingest left.
@@ -166,10 +187,15 @@ describe('content and images through stock ctr', () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('already exists');
     await ok('images', 'label', 'example.com/test/app:2', 'team=blue');
-    expect(table(await ok('images', 'ls', 'labels.team==blue')).slice(1).map((r) => r[0])).toEqual([
+    expect(
+      table(await ok('images', 'ls', 'labels.team==blue'))
+        .slice(1)
+        .map((r) => r[0]),
+    ).toEqual(['example.com/test/app:2']);
+    expect(table(await ok('images', 'ls', '-q')).flat()).toEqual([
+      'example.com/test/app:1',
       'example.com/test/app:2',
     ]);
-    expect(table(await ok('images', 'ls', '-q')).flat()).toEqual(['example.com/test/app:1', 'example.com/test/app:2']);
 
     // One tag gone: the other still holds every blob.
     await ok('images', 'rm', '--sync', 'example.com/test/app:1');
@@ -182,5 +208,60 @@ describe('content and images through stock ctr', () => {
     expect(await readdir(join(d.root, 'content', 'blobs', 'sha256'))).toEqual([]);
     const missing = await ctr('images', 'rm', 'example.com/test/app:1');
     expect(missing.stderr).toMatch(/not found/);
+  }, 120_000);
+
+  it('images import --no-unpack (Content.Write with labels, Update, Images.Create/Update), export, rm --sync', async () => {
+    // An OCI layout archive of the same image, tagged "v1".
+    const layout = join(dir, 'layout');
+    await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+    for (const b of [layer, config, manifest])
+      await writeFile(join(layout, 'blobs', 'sha256', sha(b).slice(7)), b);
+    await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeFile(
+      join(layout, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: sha(manifest),
+            size: manifest.length,
+            annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+          },
+        ],
+      }),
+    );
+    const archive = join(dir, 'image.tar');
+    await promisify(execFile)('tar', ['-cf', archive, '-C', layout, 'oci-layout', 'index.json', 'blobs']);
+
+    for (let round = 0; round < 2; round++) {
+      // The second import finds every blob (Write STAT: AlreadyExists) and the image (Create: AlreadyExists → Update).
+      const r = await ctr('images', 'import', '--no-unpack', '--base-name', 'example.com/imp', archive);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const ls = table(await ok('images', 'ls'));
+    expect(ls.slice(1).map((row) => row.slice(0, 3))).toEqual([
+      ['example.com/imp:v1', 'application/vnd.oci.image.manifest.v1+json', sha(manifest)],
+    ]);
+    // Import labels the manifest with its children, so the collector keeps them.
+    const content = table(await ok('content', 'ls')).slice(1);
+    const manifestRow = content.find((row) => row[0] === sha(manifest));
+    expect(manifestRow?.at(-1)).toContain(`containerd.io/gc.ref.content.config=${sha(config)}`);
+    expect(manifestRow?.at(-1)).toContain(`containerd.io/gc.ref.content.l.0=${sha(layer)}`);
+    expect(table(await ok('content', 'active'))).toEqual([['REF', 'SIZE', 'AGE']]);
+    expect(table(await ok('leases', 'ls'))).toEqual([['ID', 'CREATED', 'AT', 'LABELS']]);
+
+    // Export reads every blob back through ranged Reads; the archive holds the same bytes.
+    const out = join(dir, 'export.tar');
+    await ok('images', 'export', out, 'example.com/imp:v1');
+    const unpacked = join(dir, 'export');
+    await mkdir(unpacked);
+    await promisify(execFile)('tar', ['-xf', out, '-C', unpacked]);
+    for (const b of [layer, config, manifest]) {
+      expect((await readFile(join(unpacked, 'blobs', 'sha256', sha(b).slice(7)))).equals(b)).toBe(true);
+    }
+
+    await ok('images', 'rm', '--sync', 'example.com/imp:v1');
+    expect((await ok('content', 'ls', '-q')).trim()).toBe('');
   }, 120_000);
 });
