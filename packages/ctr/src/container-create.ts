@@ -9,6 +9,8 @@ import { UsageError } from './errors.js';
 import { parseLabelArgs } from './labels.js';
 import { buildSpec, type OciSpec } from './oci-spec.js';
 import { checkId } from './identifiers.js';
+import { createContainerFromImage } from './images/container-image.js';
+import { defaultSnapshotter, parsePlatformFlags } from './images/format.js';
 
 export interface CreateInput {
   id: string;
@@ -24,6 +26,12 @@ export interface CreateInput {
   cpus?: number;
   label?: string[];
   runtime: string;
+  /** Create from this image instead of --rootfs. */
+  image?: string;
+  snapshotter?: string;
+  platform?: string;
+  /** Unpack progress lines. */
+  progress?: (line: string) => void;
 }
 
 /** A fresh container id (12 hex digits) for commands run without one. */
@@ -34,9 +42,7 @@ export function generateId(): string {
 /** Checks the rootfs on this host: ctr and the daemon share it, and a typo should fail before any call. */
 export function resolveRootfs(rootfs: string | undefined): string {
   if (rootfs === undefined || rootfs === '') {
-    throw new UsageError(
-      'give the root filesystem with --rootfs DIR (creating from an image is not supported yet)',
-    );
+    throw new UsageError('give an image, or the root filesystem with --rootfs DIR');
   }
   const path = resolve(rootfs);
   let isDir = false;
@@ -66,13 +72,26 @@ export function specFor(namespace: string, input: CreateInput, rootfs: string): 
 }
 
 /** Containers.Create with an OCI spec built like containerd's ctr builds it (a JSON Any). */
-export async function createContainer(clients: Clients, input: CreateInput): Promise<Container> {
+export async function createContainer(
+  clients: Clients,
+  input: CreateInput,
+  env: Record<string, string | undefined> = {},
+): Promise<Container> {
   checkId(input.id, 'container');
-  const rootfs = resolveRootfs(input.rootfs);
-  const spec = specFor(clients.namespace, input, rootfs);
   const labels = Object.fromEntries(
     Object.entries(parseLabelArgs(input.label ?? [])).filter(([, v]) => v !== ''),
   );
+  if (input.image !== undefined && input.rootfs === undefined) {
+    return createContainerFromImage(clients, {
+      ...input,
+      image: input.image,
+      labels,
+      snapshotter: input.snapshotter ?? defaultSnapshotter(env),
+      platform: parsePlatformFlags(input.platform ? [input.platform] : [])[0],
+    });
+  }
+  const rootfs = resolveRootfs(input.rootfs);
+  const spec = specFor(clients.namespace, input, rootfs);
   const res = await clients.get(ContainersService).create({
     container: {
       id: input.id,

@@ -3,8 +3,17 @@ import { Flags } from '@oclif/core';
 /** Flags shared by `containers create` and `run` (containerd ctr's names). */
 export const containerFlags = {
   rootfs: Flags.string({
-    summary: 'use this directory as the root filesystem (absolute or relative path)',
+    summary: 'use this directory as the root filesystem (absolute or relative path) instead of an image',
     helpValue: 'DIR',
+  }),
+  snapshotter: Flags.string({
+    summary:
+      "snapshotter for the image's layers [env: CTRD_SNAPSHOTTER, CONTAINERD_SNAPSHOTTER] [default: overlayfs]",
+    helpValue: 'NAME',
+  }),
+  platform: Flags.string({
+    summary: 'image platform to run (default: this host)',
+    helpValue: 'OS/ARCH[/VARIANT]',
   }),
   env: Flags.string({
     char: 'e',

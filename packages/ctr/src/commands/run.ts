@@ -5,22 +5,26 @@ import { ProcessSession } from '../attach.js';
 import { CtrCommand } from '../base-command.js';
 import { containerFlags } from '../container-flags.js';
 import { createContainer, generateId } from '../container-create.js';
+import { removeContainer } from '../container-remove.js';
 import { sessionFlags } from '../session-flags.js';
 import { createTask } from '../task-create.js';
 
 export default class Run extends CtrCommand<typeof Run> {
   static override summary = 'create a container and run its task; exits with the container’s status';
   static override description =
-    'Flags end at the first argument, as in containerd ctr. Write `--` instead of an ID to have one ' +
-    'generated (printed on stderr, or stdout with -d).';
+    'Flags end at the first argument, as in containerd ctr. From an image, the command defaults to the ' +
+    "image's Entrypoint and Cmd (a command given replaces Cmd), and the image is unpacked first if needed. " +
+    'With --rootfs, write `--` instead of an ID to have one generated (printed on stderr, or stdout with -d).';
   static override strict = false;
   static override stopAtFirstArg = true;
-  static override args = { id: Args.string({ description: 'container id' }) };
+  static override args = { id: Args.string({ description: 'image (with --rootfs: the container id)' }) };
   static override usage = [
+    '<%= command.id %> [FLAGS] IMAGE ID [CMD [ARG...]]',
     '<%= command.id %> --rootfs DIR [FLAGS] ID CMD [ARG...]',
     '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
   ];
   static override examples = [
+    '<%= config.bin %> run --rm docker.io/library/busybox:latest hello echo hi',
     '<%= config.bin %> run --rm --rootfs /srv/busybox hello echo hi',
     '<%= config.bin %> run -d --rootfs /srv/busybox --memory-limit 67108864 web httpd -f',
   ];
@@ -31,15 +35,29 @@ export default class Run extends CtrCommand<typeof Run> {
   };
 
   async run(): Promise<void> {
+    const fromImage = this.flags.rootfs === undefined && !this.dashDashFirst;
     const generated = this.dashDashFirst;
-    const id = generated ? generateId() : this.args.id;
-    const args = generated
-      ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined)
-      : this.rest;
-    if (!id) this.usageError('give a container id, or `--` before the command to generate one');
-    if (args.length === 0) this.usageError('give the command to run after the container id');
+    let id: string | undefined;
+    let args: string[];
+    let image: string | undefined;
+    if (fromImage) {
+      image = this.args.id;
+      id = this.rest[0];
+      args = this.rest.slice(1);
+      if (!image) this.usageError('give an image and a container id, or --rootfs DIR');
+      if (!id) this.usageError(`give a container id after the image ${image}`);
+    } else {
+      id = generated ? generateId() : this.args.id;
+      args = generated ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined) : this.rest;
+      if (!id) this.usageError('give a container id, or `--` before the command to generate one');
+      if (args.length === 0) this.usageError('give the command to run after the container id');
+    }
     if (this.flags.rm && this.flags.detach) this.usageError('--rm and --detach cannot be used together');
-    const container = await createContainer(this.clients, { ...this.flags, id, args });
+    const container = await createContainer(
+      this.clients,
+      { ...this.flags, id, args, image, progress: (line) => this.note(line) },
+      this.io.env,
+    );
     if (generated) {
       if (this.flags.detach) this.out(id);
       else this.note(`container id ${id}`);
@@ -62,7 +80,7 @@ export default class Run extends CtrCommand<typeof Run> {
       await this.cleanUpAfterFailure(id);
       throw err;
     }
-    if (this.flags.rm) await this.clients.get(ContainersService).delete({ id });
+    if (this.flags.rm) await removeContainer(this.clients, id, { force: false, keepSnapshot: false });
     if (status !== undefined && status !== 0) this.exitWith(status);
   }
 
@@ -76,9 +94,11 @@ export default class Run extends CtrCommand<typeof Run> {
       .delete({ containerId: id })
       .catch(() => undefined);
     if (!this.flags.rm) return;
-    await this.clients
-      .get(ContainersService)
-      .delete({ id })
-      .catch(() => undefined);
+    await removeContainer(this.clients, id, { force: true, keepSnapshot: false }).catch(() =>
+      this.clients
+        .get(ContainersService)
+        .delete({ id })
+        .catch(() => undefined),
+    );
   }
 }

@@ -201,3 +201,33 @@ export function childGcLabels(desc: Descriptor, kids: readonly Descriptor[]): Re
   }
   return labels;
 }
+
+/**
+ * The bytes an image takes for one platform (containerd's images.Size): the target and every
+ * descriptor under it whose platform fits, each digest counted once.
+ */
+export async function imageSize(
+  clients: Clients,
+  target: Descriptor,
+  want: Platform,
+  signal?: AbortSignal,
+): Promise<number> {
+  const seen = new Map<string, number>();
+  const walk = async (desc: Descriptor, depth: number): Promise<void> => {
+    if (seen.has(desc.digest)) return;
+    seen.set(desc.digest, desc.size);
+    if (isIndexType(desc.mediaType) && depth < MAX_INDEX_DEPTH) {
+      for (const child of (await readIndex(clients, desc, signal)).manifests) {
+        if (child.platform && platformRank(want, child.platform) < 0) continue;
+        await walk(child, depth + 1);
+      }
+    } else if (isManifestType(desc.mediaType)) {
+      const m = await readManifest(clients, desc, signal);
+      for (const d of [m.config, ...m.layers]) if (!seen.has(d.digest)) seen.set(d.digest, d.size);
+    }
+  };
+  await walk(target, 0);
+  let total = 0;
+  for (const size of seen.values()) total += size;
+  return total;
+}

@@ -9,14 +9,16 @@ import { jsonFlag } from '../../flags.js';
 export default class ContainersCreate extends CtrCommand<typeof ContainersCreate> {
   static override summary = 'create a container (no task: start it with `ctr tasks start`)';
   static override description =
-    'Flags end at the first argument, as in containerd ctr. Write `--` instead of an ID to have one generated (it is printed).';
+    'Flags end at the first argument, as in containerd ctr. From an image, the command defaults to its ' +
+    'Entrypoint and Cmd. With --rootfs, write `--` instead of an ID to have one generated (it is printed).';
   static override hiddenAliases = aliasesOf('containers', ['create']);
   static override strict = false;
   static override stopAtFirstArg = true;
   static override args = {
-    id: Args.string({ description: 'container id' }),
+    id: Args.string({ description: 'image (with --rootfs: the container id)' }),
   };
   static override usage = [
+    '<%= command.id %> [FLAGS] IMAGE ID [CMD [ARG...]]',
     '<%= command.id %> --rootfs DIR [FLAGS] ID [CMD [ARG...]]',
     '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
   ];
@@ -26,6 +28,19 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
   static override flags = { ...containerFlags, json: jsonFlag };
 
   async run(): Promise<void> {
+    if (this.flags.rootfs === undefined && !this.dashDashFirst) {
+      const image = this.args.id;
+      const id = this.rest[0];
+      if (!image) return this.usageError('give an image and a container id, or --rootfs DIR');
+      if (!id) return this.usageError(`give a container id after the image ${image}`);
+      const container = await createContainer(
+        this.clients,
+        { ...this.flags, id, image, args: this.rest.slice(1), progress: (line) => this.note(line) },
+        this.io.env,
+      );
+      if (this.flags.json) this.printJson(containerJson(container));
+      return;
+    }
     const generated = this.dashDashFirst;
     const id = generated ? generateId() : this.args.id;
     const args = generated
@@ -37,7 +52,7 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
         'give the command to run after the container id (a root filesystem has no default command)',
       );
     }
-    const container = await createContainer(this.clients, { ...this.flags, id, args });
+    const container = await createContainer(this.clients, { ...this.flags, id, args }, this.io.env);
     if (this.flags.json) return this.printJson(containerJson(container));
     if (generated) this.out(id);
   }
