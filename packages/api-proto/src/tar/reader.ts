@@ -175,7 +175,6 @@ export async function* readTar(
       longName = undefined;
       longLink = undefined;
 
-      if (entry.name === '') throw new InvalidArgument(`tar header at byte ${at}: empty name`);
       if (entry.name.length > maxName || entry.linkname.length > maxName) {
         throw new ResourceExhausted(`tar header at byte ${at}: name longer than the limit of ${maxName}`);
       }

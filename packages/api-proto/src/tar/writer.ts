@@ -97,7 +97,6 @@ interface Built {
 function buildHeader(entry: TarWriteEntry & { size: number }): Built {
   const header = new Uint8Array(BLOCK);
   const pax: Uint8Array[] = [];
-  if (entry.name === '') throw new InvalidArgument('tar entry: empty name');
   if (entry.name.includes('\0') || (entry.linkname ?? '').includes('\0')) {
     throw new InvalidArgument(`tar entry "${entry.name}": NUL in name`);
   }
@@ -218,7 +217,7 @@ function formatPaxTime(t: number): string {
 }
 
 function paxHeaderBlock(name: string, size: number): Uint8Array {
-  const base = name.replace(/\/+$/, '').split('/').pop() ?? 'entry';
+  const base = name.replace(/\/+$/, '').split('/').pop() || 'entry';
   const paxName = `PaxHeaders.0/${asciiTail(base, FIELD.name[1] - 'PaxHeaders.0/'.length)}`;
   const header = new Uint8Array(BLOCK);
   writeBytes(header, 'name', encoder.encode(paxName));
