@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { ServiceRegistration } from '@ctrd/api-proto';
-import { contentPlugins, gcHook } from './content/plugins.js';
+import { contentGrpcPlugins, contentPlugins, gcHook } from './content/plugins.js';
 import { type PluginContext, type PluginRegistration, PluginType } from './plugin.js';
 import { containersService, LocalContainers } from './services/containers.js';
 import { eventHistoryService, eventsService } from './services/events.js';
@@ -103,6 +103,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
     ]),
     tasksGrpcPlugin(),
     snapshotsGrpcPlugin(),
+    ...contentGrpcPlugins(),
     {
       type: PluginType.Grpc,
       id: 'introspection',

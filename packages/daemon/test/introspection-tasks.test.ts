@@ -39,6 +39,8 @@ describe('Introspection and Version', () => {
       'events',
       'tasks',
       'snapshots',
+      'content',
+      'images',
       'introspection',
     ]);
     expect((await intro.plugins({ filters: ['id==containers-service'] })).plugins[0]?.requires).toEqual([

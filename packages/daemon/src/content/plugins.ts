@@ -105,6 +105,12 @@ export function contentPlugins(opts: ContentPluginOptions): PluginRegistration[]
         }),
       }),
     },
+  ];
+}
+
+/** The Connect services, listed with the other io.containerd.grpc.v1 plugins (load order = registration order). */
+export function contentGrpcPlugins(): PluginRegistration[] {
+  return [
     {
       type: PluginType.Grpc,
       id: 'content',
