@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +19,11 @@ import { sha256Digest } from '@ctrd/api-proto/oci';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinPlugins } from '../src/builtin-plugins.js';
 import { defaultConfig } from '../src/config.js';
-import type { LocalContent } from '../src/content/local-content.js';
+import { LocalContent } from '../src/content/local-content.js';
 import { initPlugins } from '../src/plugin.js';
 import { PluginType } from '../src/plugin.js';
 import type { Exchange } from '../src/services/exchange.js';
+import { MetaStore } from '../src/store/meta-store.js';
 import { bytes, pastEvents, readAll, writeBlob, writeSession } from './content-support.js';
 import { type Harness, harness } from './harness.js';
 
@@ -557,6 +559,43 @@ describe('Content: restart', () => {
       await plugins.close();
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Content: full disk (reliability case 18)', () => {
+  it('a write that fills the disk is ResourceExhausted and leaves no blob, row or ingest', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ctrd-content-full-'));
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    const store = new MetaStore(join(dir, 'meta.db'));
+    try {
+      const local = new LocalContent({ root: join(mnt, 'content'), store });
+      const big = bytes(1024 * 1024, 5);
+      const src = async function* () {
+        for (let i = 0; i < big.length; i += 64 * 1024) yield big.subarray(i, i + 64 * 1024);
+      };
+      const e = await errOf(local.ingest('default', src(), { ref: 'huge', expected: sha256Digest(big) }));
+      expect(e.name).toBe('ResourceExhausted');
+      expect(e.message).toContain('content ref "huge": no space left on device');
+      expect(local.list('default')).toEqual([]);
+      expect(local.listStatuses('default')).toEqual([]);
+      expect(readdirSync(join(mnt, 'content', 'blobs'))).toEqual([]);
+      // The store still works once there is room.
+      const small = Buffer.from('fits');
+      const info = await local.ingest(
+        'default',
+        (async function* () {
+          yield small;
+        })(),
+        { ref: 'small' },
+      );
+      expect(info.digest).toBe(sha256Digest(small));
+    } finally {
+      store.close();
+      execFileSync('umount', [mnt]);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
