@@ -106,7 +106,7 @@ export class Progress {
     if ((status === 'downloading' || status === 'uploading') && e.startedAt === undefined) {
       e.startedAt = this.#now();
     }
-    if (status === 'done' && e.total > 0) e.offset = e.total;
+    if ((status === 'done' || status === 'exists' || status === 'mounted') && e.total > 0) e.offset = e.total;
     if (e.status === status) return;
     e.status = status;
     this.#changed(ref);
