@@ -1,3 +1,10 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { MediaType, normalizeReference } from '@ctrd/api-proto/oci';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseUserFlag, parseWwwAuthenticate } from '../src/registry/auth.js';
@@ -329,6 +336,56 @@ describe('RegistryClient pull side', () => {
       return true;
     };
     expect((await client(r).resolve(img.ref)).digest).toBe(img.digest);
+  });
+
+  it('https: an untrusted certificate names --skip-verify; a plain-http registry names --plain-http', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ctr-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    try {
+      await promisify(execFile)('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+      ]);
+    } catch {
+      return; // no openssl: nothing to serve TLS with
+    }
+    const server = createHttpsServer(
+      { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
+      (_req, res) => {
+        res.writeHead(404);
+        res.end();
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const https = new RegistryClient({ domain: host, retries: 0 });
+    await expect(https.resolve(normalizeReference(`${host}/a/b:1`))).rejects.toMatchObject({
+      name: 'Unavailable',
+      message: expect.stringMatching(
+        /certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\).*--skip-verify/,
+      ),
+    });
+    // The http fake registry spoken to over https.
+    const r = await registry();
+    const img = seedImage(r);
+    await expect(new RegistryClient({ domain: r.host, retries: 0 }).resolve(img.ref)).rejects.toMatchObject({
+      name: 'Unavailable',
+      message: expect.stringMatching(/https failed .*use --plain-http/),
+    });
   });
 
   it('stops at once when the signal aborts', async () => {

@@ -308,6 +308,12 @@ export class RegistryHttp {
   #networkError(err: unknown, what: string): CtrdError {
     const code = errnoOf(err);
     const detail = code ?? (err instanceof Error ? (errorCause(err)?.message ?? err.message) : String(err));
+    if (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH|ALTNAME/.test(code)) {
+      return new Unavailable(
+        `${what}: registry ${this.host}: its certificate is not trusted (${code}): add its CA to the system's, or use --skip-verify (insecure)`,
+        { cause: err },
+      );
+    }
     if (!this.plainHttp && /SSL|TLS|EPROTO/i.test(`${code ?? ''} ${detail}`)) {
       return new Unavailable(
         `${what}: registry ${this.host}: https failed (${detail}): if it serves plain http, use --plain-http`,
