@@ -1,3 +1,4 @@
+import { gcHook } from '../content/plugins.js';
 import { join } from 'node:path';
 import { leaseFromContext, namespaceFromContext, service, type ServiceRegistration } from '@ctrd/api-proto';
 import { SnapshotsService } from '@ctrd/api-proto/snapshots';
@@ -111,6 +112,7 @@ export function snapshotPlugins(root: string): PluginRegistration[] {
           ctx.get(PluginType.Event, 'exchange'),
           ctx.get(PluginType.Service, 'leases-service'),
           ctx.logger,
+          gcHook(ctx),
         ),
       }),
     },

@@ -25,6 +25,7 @@ import type { Exchange } from '../services/exchange.js';
 import type { LocalLeases } from '../services/leases.js';
 import { ensureNamespace } from '../services/namespace-rows.js';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
+import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { SnapshotBackend } from './backend.js';
 import { diskUsage, type Usage } from './disk-usage.js';
@@ -77,6 +78,8 @@ export class LocalSnapshots {
     private readonly events?: Exchange,
     private readonly leases?: LocalLeases,
     private readonly log: Logger = silentLogger,
+    /** Collects what a removed snapshot leaves unreferenced (its parent chain, say). */
+    private readonly gc?: GcHook,
   ) {}
 
   /** Names of the loaded snapshotters. */
@@ -345,6 +348,7 @@ export class LocalSnapshots {
   async remove(ns: string, sn: string, key: string, signal?: AbortSignal): Promise<void> {
     await this.removeSnapshot(ns, sn, key, signal);
     this.events?.publishMessage(ns, '/snapshot/remove', SnapshotRemoveSchema, { key });
+    this.gc?.schedule();
   }
 
   /** For the garbage collector: remove the record and the files; no event; gone already is fine. */
