@@ -20,7 +20,7 @@ export default class SnapshotsUsage extends CtrCommand<typeof SnapshotsUsage> {
   static override usage = '<%= command.id %> [--snapshotter NAME] [-b] [--json] [KEY...]';
   static override flags = {
     snapshotter: snapshotterFlag,
-    b: Flags.boolean({ summary: 'print sizes in bytes' }),
+    bytes: Flags.boolean({ char: 'b', summary: 'print sizes in bytes' }),
     json: jsonFlag,
   };
 
@@ -37,7 +37,7 @@ export default class SnapshotsUsage extends CtrCommand<typeof SnapshotsUsage> {
     if (this.flags.json) return this.printJson(rows);
     this.printTable(
       ['KEY', 'SIZE', 'INODES'],
-      rows.map((r) => [r.key, this.flags.b ? String(r.size) : humanBytes(r.size), String(r.inodes)]),
+      rows.map((r) => [r.key, this.flags.bytes ? String(r.size) : humanBytes(r.size), String(r.inodes)]),
     );
   }
 }
