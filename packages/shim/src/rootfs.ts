@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { mountCommand } from '@ctrd/api-proto/mount';
 
 // The rootfs mounts of a Create request (a snapshot: one overlay, or a bind) are mounted at
 // bundle/rootfs with mount(8), which knows every type and option syntax, and unmounted when the task
@@ -28,16 +29,9 @@ export async function mountRootfs(bundle: string, mounts: MountSpec[], signal?: 
   let done = 0;
   try {
     for (const m of mounts) {
-      const args: string[] = [];
-      const options = [...m.options];
-      if (m.type === 'bind') {
-        if (!options.includes('bind') && !options.includes('rbind')) options.unshift('bind');
-      } else {
-        args.push('-t', m.type === '' ? 'none' : m.type);
-      }
-      if (options.length > 0) args.push('-o', options.join(','));
-      args.push('--', m.source, target);
-      await run('mount', args, { signal, timeout: 30_000 });
+      // An overlay over a long chain is made to fit the kernel's one page of mount data.
+      const { args, cwd } = mountCommand(m, target);
+      await run('mount', args, { signal, timeout: 30_000, ...(cwd ? { cwd } : {}) });
       done++;
     }
   } catch (e) {
