@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createServer as createHttpServer, request as httpRequest, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -367,5 +368,102 @@ describe.skipIf(!ready)('images push and pull through docker-registry', { timeou
     const tls = await ctr(['content', 'fetch', `${reg.host}/test/busybox:1`]);
     expect(tls.code).toBe(1);
     expect(tls.stderr).toMatch(/https failed .*use --plain-http/);
+  });
+
+  it('a pull killed in the middle of a layer resumes that layer with a Range request', async () => {
+    const reg = await startRegistry(join(scratch, 'reg-resume'));
+    const local = 'docker.io/library/busybox:e2e-resume';
+    const { archive } = await busyboxArchive(local, 'resume');
+    const archivePath = join(scratch, 'busybox-resume.oci.tar');
+    await writeFile(archivePath, archive);
+    await ctrOk(['images', 'import', '--no-unpack', archivePath]);
+    await ctrOk(['images', 'push', '--plain-http', `${reg.host}/test/resume:1`, local]);
+    await runCommand(CTR, ['--address', d.socket, 'images', 'rm', '--sync', local]);
+
+    // A proxy in front of the registry: the first GET of a layer sends 256 KiB and then stalls.
+    const ranges: (string | undefined)[] = [];
+    let stalled: ServerResponse | undefined;
+    let onStall: () => void = () => {};
+    const stall = new Promise<void>((resolve) => {
+      onStall = resolve;
+    });
+    const proxy = createHttpServer((req, res) => {
+      const isLayer = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '');
+      const upstream = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: Number(reg.host.split(':')[1]),
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: reg.host },
+        },
+        (up) => {
+          const big = Number(up.headers['content-length'] ?? 0) > 512 * 1024;
+          if (isLayer && big) ranges.push(req.headers.range);
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          if (isLayer && big && !stalled) {
+            stalled = res;
+            let sent = 0;
+            up.on('data', (chunk: Buffer) => {
+              if (sent >= 256 * 1024) return;
+              const part = chunk.subarray(0, 256 * 1024 - sent);
+              sent += part.length;
+              res.write(part);
+              if (sent >= 256 * 1024) {
+                up.pause();
+                onStall();
+              }
+            });
+            return;
+          }
+          up.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyHost = `127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    try {
+      const first = spawn(
+        process.execPath,
+        [ctrBin, 'images', 'pull', '--plain-http', '--no-unpack', `${proxyHost}/test/resume:1`],
+        {
+          env: env(),
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let firstErr = '';
+      first.stderr?.on('data', (b) => {
+        firstErr += b;
+      });
+      const firstExit = new Promise<void>((resolve) => first.once('exit', () => resolve()));
+      await stall;
+      // Wait until the daemon holds the bytes sent so far as an ingest, then kill ctr outright.
+      let active = '';
+      for (let i = 0; i < 50 && !/layer-sha256:[0-9a-f]{64}\s+262\.1kB\s/.test(active); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        active = (await runCommand(CTR, ['--address', d.socket, 'content', 'active'])).stdout;
+      }
+      expect(active, firstErr).toMatch(/layer-sha256:[0-9a-f]{64}\s+262\.1kB\s/);
+      if (first.pid) process.kill(first.pid, 'SIGKILL');
+      await firstExit;
+      stalled?.destroy();
+
+      const second = await ctrOk([
+        'images',
+        'pull',
+        '--plain-http',
+        '--no-unpack',
+        `${proxyHost}/test/resume:1`,
+      ]);
+      expect(second.stderr).toMatch(/layer-sha256:[0-9a-f]{64}: +done/);
+      expect(ranges).toEqual([undefined, 'bytes=262144-']);
+      expect((await runCommand(CTR, ['--address', d.socket, 'content', 'active'])).stdout).not.toMatch(
+        /layer-sha256/,
+      );
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });
