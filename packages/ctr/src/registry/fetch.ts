@@ -186,7 +186,9 @@ class Fetcher {
       const bytes = await registry.fetchManifest(this.#repo, desc, signal);
       const manifest = parseManifest(bytes, { mediaType: desc.mediaType, name: desc.digest });
       await this.#store(desc, bytes, childGcLabels(desc, [manifest.config, ...manifest.layers]));
-      const blobs = complete ? [manifest.config, ...manifest.layers] : [manifest.config];
+      // A layer listed twice is fetched once.
+      const all = complete ? [manifest.config, ...manifest.layers] : [manifest.config];
+      const blobs = all.filter((b, i) => all.findIndex((o) => o.digest === b.digest) === i);
       for (const b of blobs) this.#o.progress?.add(refKey(b), b.size, 'waiting');
       await mapLimited(blobs, this.#o.maxConcurrent ?? 3, (b) => this.#fetchBlob(b));
       this.#manifests.push({ desc, ...(platform ? { platform } : {}), complete });
