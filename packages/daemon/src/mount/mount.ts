@@ -191,14 +191,14 @@ export interface TempMountOptions {
 
 /**
  * Mounts `mounts` on a fresh directory under <root>/tmpmounts, runs fn with its path, then
- * unmounts and removes the directory, whether fn returned, threw or was aborted.
+ * unmounts and removes the directory, whether fn returned, threw or was aborted. With no
+ * mounts fn gets the empty directory (the empty lower side of a base layer's diff).
  */
 export async function withTempMounts<T>(
   mounts: readonly Mount[],
   fn: (dir: string) => Promise<T>,
   options: TempMountOptions,
 ): Promise<T> {
-  if (mounts.length === 0) throw new InvalidArgument('temp mount: no mounts given');
   const parent = join(options.root, 'tmpmounts');
   await mkdir(parent, { recursive: true, mode: 0o700 });
   const dir = await mkdtemp(join(parent, 'm-'));
