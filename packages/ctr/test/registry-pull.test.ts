@@ -229,6 +229,31 @@ describe('fetchImage', () => {
     expect(Number(/\d+/.exec(ranges[1] ?? '')?.[0])).toBeGreaterThan(0);
   });
 
+  it('waits while another writer holds a ref (Unavailable), then writes', async () => {
+    const r = await registry();
+    const img = seedIndex(r, 'busy/ref', '1');
+    const store = new FakeContent();
+    for (const ref of [`manifest-${img.amd64.manifest}`, `layer-${img.amd64.layer}`]) {
+      store.ingests.set(ref, { data: Buffer.alloc(0), total: 0n, expected: '', locked: true });
+      setTimeout(() => store.ingests.delete(ref), 40);
+    }
+    await fetchImage({
+      clients: store.clients(),
+      registry: client(r),
+      ref: normalizeReference(`${r.host}/busy/ref:1`),
+      lease: 'L',
+      platforms: [{ os: 'linux', architecture: 'amd64' }],
+      backoffMs: 15,
+    });
+    expect(store.blobs.has(img.amd64.manifest) && store.blobs.has(img.amd64.layer)).toBe(true);
+    expect(
+      store.writes.filter((w) => w.startsWith(`STAT manifest-${img.amd64.manifest}`)).length,
+    ).toBeGreaterThan(1);
+    expect(store.writes.filter((w) => w.startsWith(`STAT layer-${img.amd64.layer}`)).length).toBeGreaterThan(
+      1,
+    );
+  });
+
   it('says which platforms were asked for when an index has none of them', async () => {
     const r = await registry();
     seedIndex(r, 'only/two', '1');

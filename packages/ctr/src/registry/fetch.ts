@@ -238,15 +238,29 @@ class Fetcher {
       return;
     }
     progress?.set(ref, 'downloading');
-    const written = await writeBlob(
-      clients,
-      { ref, digest: desc.digest, size: desc.size, labels },
-      once(bytes),
-      {
-        lease,
-        ...(signal ? { signal } : {}),
-      },
-    );
+    let written: Awaited<ReturnType<typeof writeBlob>>;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        written = await writeBlob(
+          clients,
+          { ref, digest: desc.digest, size: desc.size, labels },
+          once(bytes),
+          {
+            lease,
+            ...(signal ? { signal } : {}),
+          },
+        );
+        break;
+      } catch (err) {
+        // Another pull holds the ref (the daemon says Unavailable): wait for it, as ctr does.
+        if (signal?.aborted || !isUnavailable(err) || attempt >= (this.#o.attempts ?? 5)) throw err;
+        await sleep(
+          (this.#o.backoffMs ?? 500) * 2 ** (attempt - 1),
+          undefined,
+          signal ? { signal } : undefined,
+        );
+      }
+    }
     if (written.existed) await this.#ensureLabels(desc.digest, {}, labels);
     progress?.advance(ref, written.existed ? 0 : desc.size);
     progress?.set(ref, written.existed ? 'exists' : 'done');
