@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { ServiceRegistration } from '@ctrd/api-proto';
 import { contentGrpcPlugins, contentPlugins, gcHook } from './content/plugins.js';
-import { diffPlugins } from './diff/plugins.js';
+import { diffGrpcPlugin, diffPlugin } from './diff/plugins.js';
 import { type PluginContext, type PluginRegistration, PluginType } from './plugin.js';
 import { containersService, LocalContainers } from './services/containers.js';
 import { eventHistoryService, eventsService } from './services/events.js';
@@ -93,7 +93,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
     },
     ...contentPlugins({ root: opts.root }),
     ...snapshotPlugins(opts.root),
-    ...diffPlugins(opts.root),
+    diffPlugin(opts.root),
     tasksServicePlugin(),
     grpc('version', [], () => [versionService()]),
     grpc('namespaces', [PluginType.Service], (ctx) => [namespacesService(svc(ctx, 'namespaces-service'))]),
@@ -106,6 +106,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
     tasksGrpcPlugin(),
     snapshotsGrpcPlugin(),
     ...contentGrpcPlugins(),
+    diffGrpcPlugin(),
     {
       type: PluginType.Grpc,
       id: 'introspection',

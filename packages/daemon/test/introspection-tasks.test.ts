@@ -41,6 +41,7 @@ describe('Introspection and Version', () => {
       'snapshots',
       'content',
       'images',
+      'diff',
       'introspection',
     ]);
     expect((await intro.plugins({ filters: ['id==containers-service'] })).plugins[0]?.requires).toEqual([
