@@ -245,10 +245,11 @@ export async function readBytes(
   desc: Pick<Descriptor, 'digest' | 'size'>,
   cap: number,
   signal?: AbortSignal,
+  what = 'blob',
 ): Promise<Uint8Array> {
-  const { algorithm } = parseDigest(desc.digest, 'blob');
+  const { algorithm } = parseDigest(desc.digest, what);
   if (desc.size > cap) {
-    throw new ResourceExhausted(`blob ${desc.digest}: ${desc.size} bytes, over the limit of ${cap} bytes`);
+    throw new ResourceExhausted(`${what} ${desc.digest}: ${desc.size} bytes, over the limit of ${cap} bytes`);
   }
   const parts: Uint8Array[] = [];
   let total = 0;
@@ -256,16 +257,16 @@ export async function readBytes(
   for await (const data of readBlob(clients, desc.digest, { signal })) {
     total += data.byteLength;
     if (total > cap || total > desc.size) {
-      throw new FailedPrecondition(`blob ${desc.digest}: longer than its descriptor's ${desc.size} bytes`);
+      throw new FailedPrecondition(`${what} ${desc.digest}: longer than its descriptor's ${desc.size} bytes`);
     }
     hash.update(data);
     parts.push(data);
   }
   if (total !== desc.size) {
-    throw new FailedPrecondition(`blob ${desc.digest}: ${total} bytes, its descriptor says ${desc.size}`);
+    throw new FailedPrecondition(`${what} ${desc.digest}: ${total} bytes, its descriptor says ${desc.size}`);
   }
   const got = `${algorithm}:${hash.digest('hex')}`;
-  if (got !== desc.digest) throw new FailedPrecondition(`blob ${desc.digest}: content has digest ${got}`);
+  if (got !== desc.digest) throw new FailedPrecondition(`${what} ${desc.digest}: content has digest ${got}`);
   return Buffer.concat(parts);
 }
 

@@ -53,12 +53,12 @@ export async function readManifest(
   desc: Descriptor,
   signal?: AbortSignal,
 ): Promise<Manifest> {
-  const bytes = await readBytes(clients, desc, MAX_MANIFEST_BYTES, signal);
+  const bytes = await readBytes(clients, desc, MAX_MANIFEST_BYTES, signal, 'manifest');
   return parseManifest(bytes, { mediaType: desc.mediaType, name: desc.digest });
 }
 
 export async function readIndex(clients: Clients, desc: Descriptor, signal?: AbortSignal): Promise<Index> {
-  const bytes = await readBytes(clients, desc, MAX_MANIFEST_BYTES, signal);
+  const bytes = await readBytes(clients, desc, MAX_MANIFEST_BYTES, signal, 'index');
   return parseIndex(bytes, { mediaType: desc.mediaType, name: desc.digest });
 }
 
@@ -67,7 +67,7 @@ export async function readConfig(
   desc: Descriptor,
   signal?: AbortSignal,
 ): Promise<ImageConfig> {
-  const bytes = await readBytes(clients, desc, MAX_CONFIG_BYTES, signal);
+  const bytes = await readBytes(clients, desc, MAX_CONFIG_BYTES, signal, 'image config');
   return parseImageConfig(bytes, { mediaType: desc.mediaType, name: desc.digest });
 }
 
