@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument, ResourceExhausted } from '@ctrd/api-proto';
 import { type TarWriteEntry, writeTar } from '@ctrd/api-proto/tar';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { applyLayer, xattrFailureVerdict } from '../src/diff/apply.js';
 import { cleanComponents, RootResolver } from '../src/diff/root-path.js';
 import { getXattrs } from '../src/diff/xattrs.js';
@@ -134,7 +134,7 @@ const notExists = (p: string) => (root: string) => expect(() => lstatSync(join(r
 
 // Shared by the HardlinkSymlinkChmod case: files outside the root that must keep their mode.
 const outside = mkdtempSync(join(tmpdir(), 'ctrd-apply-outside-'));
-afterEach(() => {});
+afterAll(() => rmSync(outside, { recursive: true, force: true }));
 
 const breakouts: Breakout[] = [
   {
