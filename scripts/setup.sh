@@ -16,6 +16,8 @@ declare -A APT=(
   [docker-registry]=/usr/bin/docker-registry
   [tmux]=/usr/bin/tmux
   [iproute2]=/usr/sbin/ip
+  # Layer extraction sets extended attributes through python3 (Node has no setxattr).
+  [python3]=/usr/bin/python3
 )
 missing=()
 for pkg in "${!APT[@]}"; do
