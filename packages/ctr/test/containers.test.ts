@@ -130,9 +130,10 @@ describe('ctr containers create', () => {
       stderr: `ctr: --rootfs ${join(dir, 'nope')}: no such directory\n`,
     });
     expect(d.calls).toEqual([]);
-    const none = await runCtr(['c', 'create', 'x', 'sh'], { routes: d.routes });
+    // Without --rootfs the first argument is an image, and the container id must follow it.
+    const none = await runCtr(['c', 'create', 'x'], { routes: d.routes });
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain('--rootfs DIR');
+    expect(none.stderr).toBe('ctr: give a container id after the image x\n');
     const noCmd = await runCtr(['c', 'create', '--rootfs', rootfs, 'x'], { routes: d.routes });
     expect(noCmd).toEqual({
       code: 2,

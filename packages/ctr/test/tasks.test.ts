@@ -41,11 +41,13 @@ describe('ctr run', () => {
     const res = await run(['--rm', '--rootfs', rootfs, 'web', 'echo', 'hi']);
     expect(res).toEqual({ code: 0, stdout: 'ran echo hi\n', stderr: '' });
     const order = [...d.calls, ...t.calls].filter((c) => !c.startsWith('Tasks.closeIO'));
+    // After the task is deleted, --rm removes the container as `ctr c rm` does (Tasks.get finds no task).
     expect(t.calls.filter((c) => !c.startsWith('Tasks.closeIO'))).toEqual([
       'Tasks.create default',
       'Tasks.wait default',
       'Tasks.start default',
       'Tasks.delete default',
+      'Tasks.get default',
     ]);
     expect(order).toContain('Containers.delete default');
     expect(d.containers.get('default')?.has('web')).toBe(false);
