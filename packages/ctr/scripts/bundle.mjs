@@ -41,4 +41,6 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-process.stdout.write(`bundled ${entryPoints.length} entry points into ${relative(pkg, join(dist, 'bundle'))}\n`);
+process.stdout.write(
+  `bundled ${entryPoints.length} entry points into ${relative(pkg, join(dist, 'bundle'))}\n`,
+);
