@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's main job: set up (idempotent), bring ctrd up on its default socket, and run a busybox
-# container through ctr. A daemon that already answers on the socket is reused.
+# The README's main job: set up (idempotent), bring ctrd up on its default socket, import a busybox
+# OCI image built here and run it through ctr. A daemon that already answers on the socket is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -13,7 +13,6 @@ bash scripts/setup.sh
 SOCK=${CTRD_ADDRESS:-/run/ctrd/ctrd.sock}
 LOG=/var/log/ctrd.log
 PIDFILE=/run/ctrd-demo.pid
-ROOTFS=/var/lib/ctrd-demo/busybox-rootfs
 ctr() { node packages/ctr/bin/run.js --address "$SOCK" "$@"; }
 
 if ctr version >/dev/null 2>&1; then
@@ -33,27 +32,38 @@ else
   done
 fi
 
-# A rootfs from Debian's busybox-static: works offline.
-if [ ! -x "$ROOTFS/bin/busybox" ]; then
-  echo "demo: building a busybox rootfs in $ROOTFS" >&2
-  mkdir -p "$ROOTFS"/{bin,etc,proc,sys,dev,tmp,root}
-  cp /bin/busybox "$ROOTFS/bin/busybox"
-  for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$ROOTFS/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOTFS/etc/passwd"
-  printf 'root:x:0:\n' >"$ROOTFS/etc/group"
+# The daemon may be one started by an older checkout: it must serve the image API.
+if ! ctr images ls -q >/dev/null 2>&1; then
+  echo "demo: the ctrd on $SOCK does not serve the images API; it predates image support:" >&2
+  echo "      stop it (kill its pid; containers keep running) and run this again" >&2
+  exit 1
 fi
 
+# A one-layer busybox OCI image built here from Debian's busybox-static, so the demo works offline.
+IMAGE=localhost/ctrd-demo/busybox:latest
+ARCHIVE=/var/lib/ctrd-demo/busybox-oci.tar
+mkdir -p "$(dirname "$ARCHIVE")"
+if [ ! -s "$ARCHIVE" ]; then
+  echo "demo: building the OCI image $IMAGE in $ARCHIVE" >&2
+  node e2e/test/helpers/oci-image-cli.mjs "$ARCHIVE" "$IMAGE" >&2
+fi
+echo "demo: ctr images import $ARCHIVE" >&2
+ctr images import "$ARCHIVE"
+ctr images ls
+
 id="demo-$$"
-echo "demo: ctr run --rm --rootfs $ROOTFS $id ..." >&2
-ctr run --rm --rootfs "$ROOTFS" "$id" /bin/sh -c \
+echo "demo: ctr run --rm $IMAGE $id   (the image's own command, env and working dir)" >&2
+ctr run --rm "$IMAGE" "$id"
+echo "demo: ctr run --rm $IMAGE $id-sh /bin/sh -c ..." >&2
+ctr run --rm "$IMAGE" "$id-sh" /bin/sh -c \
   'echo "hello from a busybox container run by ctrd"; echo "inside: $(hostname), pid $$, $(uname -sr)"'
 
 ctr version
 echo
 echo "ctrd keeps running on $SOCK (logs: $LOG)."
+echo "  list images:      node packages/ctr/bin/run.js images ls"
 echo "  list containers:  node packages/ctr/bin/run.js containers ls"
+echo "  pull from a registry (with network): node packages/ctr/bin/run.js images pull docker.io/library/busybox:latest"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "  stop the daemon:  kill $(cat "$PIDFILE")   (containers keep running; ctrd reconnects on start)"
 fi
