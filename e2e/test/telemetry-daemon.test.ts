@@ -144,13 +144,15 @@ describe('ctrd telemetry with three running containers', { timeout: 120_000 }, (
       expect(logs).toContain(` ${block}\n`);
     expect(lastCount(logs, 'counter events')).toBeGreaterThanOrEqual(3 * 3);
 
-    // Graphite: plaintext lines, the same figures.
+    // Graphite: plaintext lines, the same figures. The containers counter moves at task create and
+    // the start timer at start, so one report may fall between them: wait for both.
     await waitFor(
-      () => /^ctrd\.containers\.count 3 \d+$/m.test(graphiteText),
+      () =>
+        /^ctrd\.containers\.count 3 \d+$/m.test(graphiteText) &&
+        /^ctrd\.container-start-time\.count 3 \d+$/m.test(graphiteText),
       10_000,
-      'graphite containers 3',
+      'graphite containers 3 and 3 starts',
     );
-    expect(graphiteText).toMatch(/^ctrd\.container-start-time\.count 3 \d+$/m);
     expect(graphiteText).toMatch(/^ctrd\.container-start-time\.99-percentile \d+(\.\d+)? \d+$/m);
 
     // Prometheus: daemon figures and each container's cgroup memory, read from its shim now.

@@ -30,4 +30,13 @@ export {
   type WaitResult,
   waitPid,
 } from './sys.js';
+export type {
+  PosixSpawnerOptions,
+  SpawnedProcess,
+  SpawnExit,
+  SpawnOptions,
+  Spawner,
+  SpawnSlot,
+} from './spawner.js';
+export { exitFromStatus, nodeSpawner, posixSpawner } from './spawner.js';
 export type * from './types.js';

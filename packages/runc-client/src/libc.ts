@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 
 // The libc calls Node does not expose: receiving a file descriptor over a unix socket (SCM_RIGHTS),
-// prctl(PR_SET_CHILD_SUBREAPER), waitpid for one pid, TIOCSWINSZ. Bound through koffi on first use so
+// prctl(PR_SET_CHILD_SUBREAPER), waitpid for one pid, TIOCSWINSZ, posix_spawn. Bound through koffi on first use so
 // that importing the package costs nothing and argv building works where libc cannot be loaded.
 
 export interface Libc {
@@ -17,6 +17,19 @@ export interface Libc {
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
   ioctlWinsize(fd: number, req: number, ws: Uint16Array): number;
+  /** posix_spawn(3); returns an errno value (0 on success), not -1. */
+  posixSpawn(
+    pid: Int32Array,
+    path: string,
+    fileActions: Buffer,
+    attr: null,
+    argv: (string | null)[],
+    envp: (string | null)[],
+  ): number;
+  spawnFileActionsInit(fa: Buffer): number;
+  spawnFileActionsAddDup2(fa: Buffer, fd: number, newfd: number): number;
+  spawnFileActionsAddOpen(fa: Buffer, fd: number, path: string, flags: number, mode: number): number;
+  spawnFileActionsDestroy(fa: Buffer): number;
 }
 
 let libc: Libc | undefined;
@@ -40,6 +53,15 @@ export function loadLibc(): Libc {
     prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
     ioctlWinsize: f('int ioctl(int fd, unsigned long req, const uint16_t *ws)'),
+    posixSpawn: f(
+      'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
+    ),
+    spawnFileActionsInit: f('int posix_spawn_file_actions_init(void *fa)'),
+    spawnFileActionsAddDup2: f('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
+    spawnFileActionsAddOpen: f(
+      'int posix_spawn_file_actions_addopen(void *fa, int fd, const char *path, int flags, unsigned int mode)',
+    ),
+    spawnFileActionsDestroy: f('int posix_spawn_file_actions_destroy(void *fa)'),
   };
   return libc;
 }

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -6,6 +6,7 @@ import * as argv from './argv.js';
 import { RuncError, RuncValidationError, runcMessageFrom } from './errors.js';
 import type { RuncEvent, Stats } from './events.js';
 import { nullIO, type RuncIO, type StdioSlot } from './io.js';
+import { nodeSpawner, type SpawnedProcess } from './spawner.js';
 import type {
   CallOptions,
   CheckpointOptions,
@@ -51,6 +52,13 @@ interface Outcome {
   stdout: string;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** Never resolves without a signal; resolves once it aborts. */
+function abortPromise(signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return new Promise<void>(() => {});
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
 }
 
 function abortError(signal: AbortSignal, what: string): Error {
@@ -448,9 +456,9 @@ export class Runc {
     let stdout = '';
     let stderr = '';
     const out = await new Promise<Outcome>((resolve, reject) => {
-      let child: ChildProcess;
+      let child: SpawnedProcess;
       try {
-        child = spawn(bin, full.slice(1), { stdio, env: this.env() });
+        child = (this.options.spawner ?? nodeSpawner).spawn(bin, full.slice(1), { stdio, env: this.env() });
       } catch (e) {
         io?.close();
         reject(e);
@@ -467,21 +475,24 @@ export class Runc {
       });
       if (inv.input !== undefined) child.stdin?.end(inv.input);
       child.stdin?.on('error', () => {});
-      child.once('error', (e) => {
-        inv.signal?.removeEventListener('abort', onAbort);
-        reject(e);
-      });
       // With container stdio, the container keeps runc's stdout/stderr open after runc exits:
       // wait for runc's exit, not for its streams to close.
       // After an abort, a grandchild may still hold runc's pipes: runc's exit is enough then too.
-      const done = (code: number | null, sig: NodeJS.Signals | null) => {
-        inv.signal?.removeEventListener('abort', onAbort);
-        resolve({ stdout, exitCode: code, signal: sig });
-      };
-      child.once('exit', (code, sig) => {
-        if (io || inv.signal?.aborted) done(code, sig);
-      });
-      if (!io) child.once('close', done);
+      // Without container stdio, both pipes must also have ended so no output is lost.
+      const ended = (s: NodeJS.ReadableStream | null) =>
+        s ? new Promise<void>((r) => s.once('close', () => r())) : Promise.resolve();
+      const streams = io ? Promise.resolve() : Promise.all([ended(child.stdout), ended(child.stderr)]);
+      child.exited.then(
+        async (exit) => {
+          if (!io && !inv.signal?.aborted) await Promise.race([streams, abortPromise(inv.signal)]);
+          inv.signal?.removeEventListener('abort', onAbort);
+          resolve({ stdout, exitCode: exit.code, signal: exit.signal });
+        },
+        (e: unknown) => {
+          inv.signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
     });
     if (inv.signal?.aborted) throw abortError(inv.signal, `runc ${inv.verb}`);
 

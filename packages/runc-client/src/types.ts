@@ -1,5 +1,7 @@
 // Option and result types of every verb. Field names follow runc's flags in camelCase.
 
+import type { Spawner } from './spawner.js';
+
 export interface RuncOptions {
   /** runc binary: a path, or a name looked up in PATH (default "runc"). */
   binary?: string;
@@ -21,6 +23,11 @@ export interface RuncOptions {
   env?: Record<string, string>;
   /** pino-compatible logger; silent by default. */
   logger?: RuncLogger;
+  /**
+   * How runc is started (default: Node's child_process). posixSpawner() avoids fork's cost in a
+   * large process, but its exits must be collected by the caller (a subreaper's reaper).
+   */
+  spawner?: Spawner;
 }
 
 export interface RuncLogger {

@@ -1,7 +1,17 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConsoleSocket, fdIO, nullIO, pipeIO, Runc, RuncError } from '../src/index.js';
+import {
+  ConsoleSocket,
+  fdIO,
+  nullIO,
+  pipeIO,
+  posixSpawner,
+  Runc,
+  RuncError,
+  type Spawner,
+  waitPid,
+} from '../src/index.js';
 import { alive, listIds, makeSandbox, mountsUnder, RUNC, type Sandbox } from './helpers/rootfs.js';
 
 // Against the real runc (as root) with busybox bundles under a private --root.
@@ -29,10 +39,28 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_
   }
 }
 
-describe.runIf(canRun)('real runc', () => {
+// posix_spawn'd runc processes are reaped by the caller; here a poll of waitpid stands in for a
+// shim's reaper.
+const pollWaitExit = (pid: number): Promise<number> =>
+  new Promise((resolve) => {
+    const t = setInterval(() => {
+      const r = waitPid(pid, { noHang: true });
+      if (r) {
+        clearInterval(t);
+        resolve(r.exitStatus);
+      }
+    }, 2);
+  });
+
+const spawners: [string, Spawner | undefined][] = [
+  ['child_process', undefined],
+  ['posix_spawn', posixSpawner({ waitExit: pollWaitExit })],
+];
+
+describe.runIf(canRun).each(spawners)('real runc, started with %s', (_name, spawner) => {
   beforeAll(async () => {
     sb = await makeSandbox('runc-client-real-');
-    runc = new Runc({ binary: RUNC, root: sb.root });
+    runc = new Runc({ binary: RUNC, root: sb.root, ...(spawner ? { spawner } : {}) });
   });
 
   afterAll(async () => {

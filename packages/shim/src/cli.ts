@@ -77,8 +77,19 @@ async function serve(options: ReturnType<typeof parseCommandLine>['options']): P
     }
   };
   const sys = runcSys();
-  const shim = new Shim(options, {
-    runtime: createRuncRuntime({ binary: options.runcBinary, root: options.runcRoot, logger }),
+  // runc is posix_spawn'ed and its exits come from the shim's reaper (CTRD_SHIM_SPAWNER=child_process
+  // goes back to Node's fork-based spawn, for comparison).
+  const reaped =
+    process.env.CTRD_SHIM_SPAWNER === 'child_process'
+      ? undefined
+      : (pid: number) => shim.reaper.watch(pid).then((e) => e.exitStatus);
+  const shim: Shim = new Shim(options, {
+    runtime: createRuncRuntime({
+      binary: options.runcBinary,
+      root: options.runcRoot,
+      logger,
+      waitExit: reaped,
+    }),
     waitPid: sys.waitPid,
     setSubreaper: sys.setSubreaper,
     stats: createStatsReader(),

@@ -1,4 +1,4 @@
-import { ConsoleSocket, fdIO, Runc, setChildSubreaper, waitPid } from '@ctrd/runc-client';
+import { ConsoleSocket, fdIO, posixSpawner, Runc, setChildSubreaper, waitPid } from '@ctrd/runc-client';
 import type { Logger } from './logger.js';
 import type { WaitPid } from './reaper.js';
 import type { Runtime } from './runtime.js';
@@ -10,10 +10,20 @@ export interface RuncRuntimeOptions {
   binary: string;
   root: string;
   logger?: Logger | undefined;
+  /**
+   * The exit status of a child pid, from the shim's reaper. With it, runc is started with
+   * posix_spawn (no fork of the whole shim per call); without it, with Node's child_process.
+   */
+  waitExit?: ((pid: number) => Promise<number>) | undefined;
 }
 
 export function createRuncRuntime(opts: RuncRuntimeOptions): Runtime {
-  const runc = new Runc({ binary: opts.binary, root: opts.root, logger: opts.logger });
+  const runc = new Runc({
+    binary: opts.binary,
+    root: opts.root,
+    logger: opts.logger,
+    ...(opts.waitExit ? { spawner: posixSpawner({ waitExit: opts.waitExit }) } : {}),
+  });
   return {
     async create(id, bundle, o, signal) {
       await runc.create(id, bundle, {
