@@ -17,15 +17,19 @@ export interface Libc {
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
   ioctlWinsize(fd: number, req: number, ws: Uint16Array): number;
-  /** posix_spawn(3); returns an errno value (0 on success), not -1. */
-  posixSpawn(
+  /**
+   * posix_spawn(3) on koffi's worker thread: the vfork'ed child runs until its exec while the event
+   * loop goes on. Calls back with an errno value (0 on success), not -1.
+   */
+  posixSpawnAsync(
     pid: Int32Array,
     path: string,
     fileActions: Buffer,
     attr: null,
     argv: (string | null)[],
     envp: (string | null)[],
-  ): number;
+    done: (err: unknown, rc: number) => void,
+  ): void;
   spawnFileActionsInit(fa: Buffer): number;
   spawnFileActionsAddDup2(fa: Buffer, fd: number, newfd: number): number;
   spawnFileActionsAddOpen(fa: Buffer, fd: number, path: string, flags: number, mode: number): number;
@@ -53,9 +57,12 @@ export function loadLibc(): Libc {
     prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
     ioctlWinsize: f('int ioctl(int fd, unsigned long req, const uint16_t *ws)'),
-    posixSpawn: f(
-      'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
-    ),
+    posixSpawnAsync: (() => {
+      const spawn = lib.func(
+        'int posix_spawn(_Out_ int *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)',
+      );
+      return (...args: unknown[]) => spawn.async(...args);
+    })() as never,
     spawnFileActionsInit: f('int posix_spawn_file_actions_init(void *fa)'),
     spawnFileActionsAddDup2: f('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
     spawnFileActionsAddOpen: f(

@@ -455,16 +455,18 @@ export class Runc {
 
     let stdout = '';
     let stderr = '';
+    let child: SpawnedProcess;
+    try {
+      child = await (this.options.spawner ?? nodeSpawner).spawn(bin, full.slice(1), {
+        stdio,
+        env: this.env(),
+      });
+    } catch (e) {
+      io?.close();
+      throw e;
+    }
+    io?.afterSpawn();
     const out = await new Promise<Outcome>((resolve, reject) => {
-      let child: SpawnedProcess;
-      try {
-        child = (this.options.spawner ?? nodeSpawner).spawn(bin, full.slice(1), { stdio, env: this.env() });
-      } catch (e) {
-        io?.close();
-        reject(e);
-        return;
-      }
-      io?.afterSpawn();
       const onAbort = () => child.kill('SIGKILL');
       inv.signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout?.setEncoding('utf8').on('data', (d: string) => {

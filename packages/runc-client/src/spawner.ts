@@ -37,8 +37,8 @@ export interface SpawnedProcess {
 }
 
 export interface Spawner {
-  /** Starts `file` (an absolute path) with `args` (argv[1..]). Throws if it cannot. */
-  spawn(file: string, args: readonly string[], opts: SpawnOptions): SpawnedProcess;
+  /** Starts `file` (an absolute path) with `args` (argv[1..]). Throws (or rejects) if it cannot. */
+  spawn(file: string, args: readonly string[], opts: SpawnOptions): SpawnedProcess | Promise<SpawnedProcess>;
 }
 
 /** child_process.spawn: works anywhere, Node reaps the child. */
@@ -98,10 +98,13 @@ function libcError(call: string, code: number): NodeJS.ErrnoException {
   return err;
 }
 
-/** posix_spawn through libc (koffi); Linux with glibc only. */
+/**
+ * posix_spawn through libc (koffi); Linux with glibc only. The call runs on koffi's worker thread, so
+ * the event loop is not held while the kernel sets up the child and execs it.
+ */
 export function posixSpawner(opts: PosixSpawnerOptions): Spawner {
   return {
-    spawn(file, args, spawnOpts) {
+    async spawn(file, args, spawnOpts) {
       const libc = loadLibc();
       const fa = Buffer.alloc(FILE_ACTIONS_SIZE);
       if (libc.spawnFileActionsInit(fa) !== 0) throw libcError('posix_spawn_file_actions_init', errno());
@@ -134,7 +137,11 @@ export function posixSpawner(opts: PosixSpawnerOptions): Spawner {
           .filter((e): e is [string, string] => e[1] !== undefined)
           .map(([k, v]) => `${k}=${v}`);
         const pidOut = new Int32Array(1);
-        const rc = libc.posixSpawn(pidOut, file, fa, null, [file, ...args, null], [...env, null]);
+        const rc = await new Promise<number>((resolve, reject) =>
+          libc.posixSpawnAsync(pidOut, file, fa, null, [file, ...args, null], [...env, null], (err, r) =>
+            err ? reject(err) : resolve(r),
+          ),
+        );
         if (rc !== 0) throw libcError(`posix_spawn ${file}`, rc);
         const pid = pidOut[0]!;
         for (const fd of childEnds) libc.close(fd);

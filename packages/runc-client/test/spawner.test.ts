@@ -40,7 +40,7 @@ const spawners: [string, Spawner][] = [
 
 describe.each(spawners)('%s spawner', (_name, spawner) => {
   it('pipes stdin, stdout and stderr and reports the exit code', async () => {
-    const p = spawner.spawn('/bin/sh', ['-c', 'read x; echo "out $x $V"; echo err >&2; exit 3'], {
+    const p = await spawner.spawn('/bin/sh', ['-c', 'read x; echo "out $x $V"; echo err >&2; exit 3'], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { V: 'v1', PATH: '/usr/bin:/bin' },
     });
@@ -53,7 +53,7 @@ describe.each(spawners)('%s spawner', (_name, spawner) => {
   });
 
   it('gives /dev/null for ignore and reports a signal', async () => {
-    const p = spawner.spawn('/bin/sh', ['-c', 'cat; kill -TERM $$'], {
+    const p = await spawner.spawn('/bin/sh', ['-c', 'cat; kill -TERM $$'], {
       stdio: ['ignore', 'ignore', 'ignore'],
       env: {},
     });
@@ -66,7 +66,7 @@ describe.each(spawners)('%s spawner', (_name, spawner) => {
     const dir = mkdtempSync('/tmp/spawner-');
     try {
       const fd = openSync(`${dir}/out`, 'w');
-      const p = spawner.spawn('/bin/sh', ['-c', 'echo extra >&3'], {
+      const p = await spawner.spawn('/bin/sh', ['-c', 'echo extra >&3'], {
         stdio: ['ignore', 'ignore', 'ignore', fd],
         env: {},
       });
@@ -79,8 +79,8 @@ describe.each(spawners)('%s spawner', (_name, spawner) => {
   });
 
   it('fails for a missing binary', async () => {
-    const start = () =>
-      spawner.spawn('/nonexistent/runc', [], { stdio: ['ignore', 'pipe', 'pipe'], env: {} }).exited;
-    await expect(Promise.resolve().then(start)).rejects.toMatchObject({ code: 'ENOENT' });
+    const start = async () =>
+      (await spawner.spawn('/nonexistent/runc', [], { stdio: ['ignore', 'pipe', 'pipe'], env: {} })).exited;
+    await expect(start()).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
