@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { createClient, createUnixTransport, OCI_SPEC_URL, packAny, packJson } from '@ctrd/api-proto';
 import { ContainersService } from '@ctrd/api-proto/containers';
+import { EventsService } from '@ctrd/api-proto/events';
 import { OptionsSchema } from '@ctrd/api-proto/runc-options';
 import { TasksService } from '@ctrd/api-proto/tasks';
+import { VersionService } from '@ctrd/api-proto/version';
 import { defaultSpec } from '@ctrd/ctr';
 import { cgroupHierarchies } from './system.mjs';
 
@@ -16,7 +18,7 @@ import { cgroupHierarchies } from './system.mjs';
 
 export const NAMESPACE = 'bench';
 export const RUNTIME = 'io.containerd.runc.v2';
-const STATUS_RUNNING = 2;
+export const STATUS_RUNNING = 2;
 const STATUS_STOPPED = 3;
 
 /** A read-only-mounted busybox root shared by every container (each gets its own mount namespace). */
@@ -46,8 +48,22 @@ export function connectTarget(target) {
   return {
     containers: createClient(ContainersService, opts),
     tasks: createClient(TasksService, opts),
+    events: createClient(EventsService, opts),
     close: () => transport.close?.(),
   };
+}
+
+/** One Version.Version call on a fresh connection: does the daemon answer (restart readiness)? */
+export async function versionAnswers(target, timeoutMs = 1000) {
+  const transport = createUnixTransport({ address: target.socket, timeoutMs });
+  try {
+    await createClient(VersionService, { transport }).version({});
+    return true;
+  } catch {
+    return false;
+  } finally {
+    transport.close();
+  }
 }
 
 /** Creates and starts one container; resolves its init pid. */

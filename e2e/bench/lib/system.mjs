@@ -31,6 +31,21 @@ export function pssKb(pid) {
   }
 }
 
+/**
+ * CPU time (user + system, all threads) of one process in ms, 0 if gone. /proc counts in clock
+ * ticks: USER_HZ, 100 on every Linux architecture the benches run on.
+ */
+export function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 export function cmdline(pid) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);

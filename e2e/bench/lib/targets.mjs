@@ -25,8 +25,15 @@ function canConnect(path) {
   });
 }
 
-async function startProcess(name, bin, args, socket, logFile) {
+/**
+ * Spawns a daemon and waits until `ready()` (default: the socket accepts a connection), polling
+ * every `pollMs`. `spawnedAt` and `readyAt` are performance.now() just before the spawn and at the
+ * first successful check. `kill()` is SIGKILL by the pid we started, as a crash would be.
+ */
+async function startProcess(name, bin, args, socket, { ready, pollMs = 50 } = {}) {
   let log = '';
+  const isReady = ready ?? (() => canConnect(socket));
+  const spawnedAt = performance.now();
   // Own process group: a terminal's Ctrl-C reaches the bench alone, which then removes containers
   // through the still-running daemon before stopping it by pid.
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
@@ -41,25 +48,38 @@ async function startProcess(name, bin, args, socket, logFile) {
       resolve(exit);
     }),
   );
+  // CTRD_BENCH_LOG_DIR=DIR: each daemon's stderr tail is kept in DIR/<name>-<pid>.log when it exits.
+  const logDir = process.env.CTRD_BENCH_LOG_DIR;
+  const saved = exited.then(() =>
+    logDir ? writeFile(join(logDir, `${name}-${child.pid}.log`), log).catch(() => {}) : undefined,
+  );
   const deadline = Date.now() + 20_000;
-  while (!(await canConnect(socket))) {
+  while (!(await isReady())) {
     if (exit) throw new Error(`${name}: exited before serving (${JSON.stringify(exit)}):\n${log}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${name}: did not listen on ${socket} within 20 s:\n${log}`);
+      throw new Error(`${name}: did not answer on ${socket} within 20 s:\n${log}`);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+  const readyAt = performance.now();
   const stop = async () => {
     if (exit) return exit;
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(t);
-    if (logFile) await writeFile(logFile, log).catch(() => {});
+    await saved;
     return exit;
   };
-  return { pid: child.pid, child, stop, logs: () => log };
+  const kill = async () => {
+    if (exit) return exit;
+    child.kill('SIGKILL');
+    await exited;
+    await saved;
+    return exit;
+  };
+  return { pid: child.pid, child, stop, kill, logs: () => log, spawnedAt, readyAt };
 }
 
 function killPid(pid) {
@@ -114,10 +134,24 @@ export async function startCtrd() {
     dir,
     socket,
     address: `unix://${socket}`,
-    pid: proc.pid,
+    get pid() {
+      return proc.pid;
+    },
     runtimeOptions: undefined,
-    logs: proc.logs,
+    logs: () => proc.logs(),
     shimPids,
+    /** SIGKILL by pid, as a crash: shims and their tasks live on. */
+    kill: () => proc.kill(),
+    /**
+     * A crash and a restart: SIGKILL (if still running), then the same command on the same root,
+     * state and socket. `opts.ready`/`opts.pollMs` as in startProcess; resolves the new pid and the
+     * performance.now() of the spawn and of the first successful ready check.
+     */
+    async restart(opts) {
+      await proc.kill();
+      proc = await startProcess('ctrd', process.execPath, args, socket, opts);
+      return { pid: proc.pid, spawnedAt: proc.spawnedAt, readyAt: proc.readyAt };
+    },
     /**
      * Stops the daemon, then the shims it leaves (they outlive it by design), then removes the dir.
      * A shim still starting has no shim.pid yet, so shims are also found by the private state dir
@@ -181,12 +215,21 @@ export async function startContainerd() {
     dir,
     socket,
     address: `unix://${socket}`,
-    pid: proc.pid,
+    get pid() {
+      return proc.pid;
+    },
     // runc state under our dir instead of the shim's default /run/containerd/runc.
     runtimeOptions: { root: runcRoot },
     runcRoot,
-    logs: proc.logs,
+    logs: () => proc.logs(),
     shimPids,
+    kill: () => proc.kill(),
+    /** As ctrd's: SIGKILL, then the same config (root, state, socket) again. */
+    async restart(opts) {
+      await proc.kill();
+      proc = await startProcess('containerd', CONTAINERD_BIN, ['--config', config], socket, opts);
+      return { pid: proc.pid, spawnedAt: proc.spawnedAt, readyAt: proc.readyAt };
+    },
     /** containerd's shims exit when their task is deleted; any that remain are killed by pid. */
     async dispose() {
       await proc.stop();
