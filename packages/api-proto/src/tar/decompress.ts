@@ -29,7 +29,11 @@ export interface DecompressOptions {
   maxBytes?: number;
   /** Skip detection and use this. */
   compression?: Compression;
-  /** Which zstd decoder: Node's zlib (must exist), the JS one, or zlib when present (default). */
+  /**
+   * Which zstd decoder: the JS one (the default, 'auto'), or Node's zlib (must exist). Node's
+   * decoder (22.15+, still in 24.21) stops after the first frame of a multi-frame stream, which
+   * layers may be (zstd -T, pzstd), so it is used only when asked for, on input known to be one frame.
+   */
   zstdDecoder?: 'auto' | 'zlib' | 'js';
   /** Largest zstd window the JS decoder accepts (default 128 MiB, libzstd's default limit). */
   maxZstdWindow?: number;
@@ -114,7 +118,7 @@ function zstdStream(
   if (which === 'zlib' && !native) {
     throw new InvalidArgument(`zstd: this Node (${process.version}) has no zlib zstd decoder`);
   }
-  if (native && which !== 'js') return throughZlib(source, native(), 'zstd', options.signal);
+  if (native && which === 'zlib') return throughZlib(source, native(), 'zstd', options.signal);
   return zstdJs(source, options.maxZstdWindow ?? DEFAULT_MAX_ZSTD_WINDOW);
 }
 
