@@ -1,5 +1,5 @@
 import { MediaType, normalizeReference } from '@ctrd/api-proto/oci';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, onTestFinished, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../src/registry/client.js';
 import { fetchImage } from '../src/registry/fetch.js';
 import { Progress } from '../src/registry/progress.js';
@@ -233,10 +233,21 @@ describe('fetchImage', () => {
     const r = await registry();
     const img = seedIndex(r, 'busy/ref', '1');
     const store = new FakeContent();
+    // Another writer holds each ref until fetchImage has been refused once (not after a fixed time:
+    // on a slow machine the fetch may reach the ref only after any such time).
+    const timers: NodeJS.Timeout[] = [];
     for (const ref of [`manifest-${img.amd64.manifest}`, `layer-${img.amd64.layer}`]) {
       store.ingests.set(ref, { data: Buffer.alloc(0), total: 0n, expected: '', locked: true });
-      setTimeout(() => store.ingests.delete(ref), 40);
+      const t = setInterval(() => {
+        if (!store.writes.some((w) => w.startsWith(`STAT ${ref}`))) return;
+        store.ingests.delete(ref);
+        clearInterval(t);
+      }, 5);
+      timers.push(t);
     }
+    onTestFinished(() => {
+      for (const t of timers) clearInterval(t);
+    });
     await fetchImage({
       clients: store.clients(),
       registry: client(r),
