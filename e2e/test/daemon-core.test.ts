@@ -23,7 +23,8 @@ beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'ctrd-core-'));
   rootfs = join(scratch, 'rootfs');
   await mkdir(rootfs);
-  d = await startDaemon();
+  // In the test's own dir: the restarts below start new daemons on it, and the whole dir goes at the end.
+  d = await startDaemon({ dir: join(scratch, 'd') });
 }, 30_000);
 
 afterAll(async () => {
