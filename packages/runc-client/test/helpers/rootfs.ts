@@ -82,7 +82,8 @@ export interface Sandbox {
   /** Makes a bundle named `name` under dir. */
   bundle(name: string, opts?: BundleOptions): Promise<string>;
   /** Force-deletes every container in root, then removes dir. */
-  cleanup(): Promise<void>;
+  /** Force-deletes every container, removes the dir, and returns the ids runc still listed before that. */
+  cleanup(): Promise<string[]>;
 }
 
 /** A temp dir with a private runc root, for tests that run containers and must leave nothing behind. */
@@ -102,7 +103,10 @@ export async function makeSandbox(prefix = 'runc-test-', runc = RUNC): Promise<S
       for (const id of await listIds(runc, root)) {
         await run(runc, ['--root', root, 'delete', '--force', id]).catch(() => {});
       }
+      // Asked before the dir goes: any runc call on a missing --root creates it again.
+      const left = await listIds(runc, root);
       await rm(dir, { recursive: true, force: true });
+      return left;
     },
   };
 }
