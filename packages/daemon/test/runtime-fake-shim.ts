@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { createInMemoryClient, NotFound, Unavailable, service } from '@ctrd/api-proto';
+import { createInMemoryClient, NotFound, NotImplemented, Unavailable, service } from '@ctrd/api-proto';
 import { StateResponseSchema, TaskService } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
 import type { DeadTaskExit, ShimConnection, ShimLauncher } from '../src/runtime/shim-launcher.js';
@@ -28,6 +28,9 @@ export class FakeLauncher implements ShimLauncher {
   readonly shims = new Map<string, FakeShim>();
   readonly starts: string[] = [];
   readonly cleanups: string[] = [];
+  /** ctrd.shim.v1.Tasks/List calls; with supportsList off the shims answer NotImplemented (an older shim). */
+  listCalls = 0;
+  supportsList = true;
   private nextPid = 1000;
 
   async start(namespace: string, shimId: string): Promise<string> {
@@ -93,7 +96,20 @@ export class FakeLauncher implements ShimLauncher {
         return {};
       },
     });
-    return { client: createInMemoryClient(TaskService, { services: [impl], namespace }), close() {} };
+    const listTasks = async () => {
+      this.listCalls++;
+      if (!this.supportsList) throw new NotImplemented('ctrd.shim.v1.Tasks/List: not implemented');
+      return [...shim().tasks]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([id, t]) =>
+          create(StateResponseSchema, { id, bundle: t.bundle, pid: t.pid, status: t.status }),
+        );
+    };
+    return {
+      client: createInMemoryClient(TaskService, { services: [impl], namespace }),
+      listTasks,
+      close() {},
+    };
   }
 
   async cleanup(namespace: string, id: string): Promise<DeadTaskExit> {

@@ -138,6 +138,27 @@ describe('Tasks service', () => {
     expect(tasks.manager.shimOf('default', 'c2')).toBeUndefined();
   });
 
+  it('List asks each shim once when it has ctrd.shim.v1.Tasks/List, and each task otherwise', async () => {
+    const t = client(TasksService);
+    for (const id of ['a', 'b', 'c']) {
+      await container(id);
+      await t.create({ containerId: id });
+    }
+    await t.start({ containerId: 'b' });
+    const want = [
+      ['a', Status.CREATED],
+      ['b', Status.RUNNING],
+      ['c', Status.CREATED],
+    ];
+    // The cap is 2 here: two shims, one List call each.
+    const before = launcher.listCalls;
+    expect((await t.list({})).tasks.map((p) => [p.id, p.status])).toEqual(want);
+    expect(launcher.listCalls - before).toBe(2);
+    // An older shim answers NotImplemented: the same answer through one State call per task.
+    launcher.supportsList = false;
+    expect((await t.list({})).tasks.map((p) => [p.id, p.status])).toEqual(want);
+  });
+
   it('shares shims up to the cap and honours the own-shim label', async () => {
     const t = client(TasksService);
     for (const id of ['a', 'b', 'c']) {

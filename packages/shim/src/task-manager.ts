@@ -446,6 +446,14 @@ export class TaskManager {
     });
   }
 
+  /** The init state of every task in `namespace`, by id (tasks being created are not there yet). */
+  list(namespace: string): StateResponse[] {
+    return [...this.tasks.values()]
+      .filter((t) => t.namespace === namespace)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((t) => this.state(namespace, t.id, ''));
+  }
+
   state(namespace: string, id: string, execId: string): StateResponse {
     const task = this.get(namespace, id);
     const p = this.process(task, execId);

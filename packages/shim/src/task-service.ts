@@ -2,11 +2,12 @@ import { create } from '@bufbuild/protobuf';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { isInvalidArgument, namespaceFromHeaders, toTimestamp } from '@ctrd/api-proto';
-import type { TaskService } from '@ctrd/api-proto/shim';
+import type { ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
 import {
   ConnectResponseSchema,
   CreateTaskResponseSchema,
   DeleteResponseSchema,
+  ListTasksResponseSchema,
   PidsResponseSchema,
   StartResponseSchema,
   StatsResponseSchema,
@@ -26,16 +27,31 @@ export interface TaskServiceOptions {
   onShutdown: () => void;
 }
 
+function namespaceOf(ctx: HandlerContext, fallback: string): string {
+  try {
+    return namespaceFromHeaders(ctx.requestHeader);
+  } catch (e) {
+    if (isInvalidArgument(e)) throw e;
+    return fallback;
+  }
+}
+
+/** ctrd's shim addition: every hosted task's state in one call (ctrd.shim.v1.Tasks). */
+export function createShimTasksService(
+  opts: Pick<TaskServiceOptions, 'manager' | 'defaultNamespace'>,
+): ServiceImpl<typeof ShimTasksService> {
+  return {
+    async list(_req, ctx) {
+      return create(ListTasksResponseSchema, {
+        tasks: opts.manager.list(namespaceOf(ctx, opts.defaultNamespace)),
+      });
+    },
+  };
+}
+
 export function createTaskService(opts: TaskServiceOptions): ServiceImpl<typeof TaskService> {
   const m = opts.manager;
-  const ns = (ctx: HandlerContext): string => {
-    try {
-      return namespaceFromHeaders(ctx.requestHeader);
-    } catch (e) {
-      if (isInvalidArgument(e)) throw e;
-      return opts.defaultNamespace;
-    }
-  };
+  const ns = (ctx: HandlerContext): string => namespaceOf(ctx, opts.defaultNamespace);
   const empty = () => create(EmptySchema);
   return {
     async state(req, ctx) {

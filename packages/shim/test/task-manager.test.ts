@@ -145,6 +145,21 @@ describe('task manager', () => {
     expect(() => m.state('ns4', 'a', '')).toThrow(/not found/);
   });
 
+  it('lists the init state of every task of one namespace, by id (ctrd.shim.v1.Tasks/List)', async () => {
+    await m.create('ns1', req('b', dir));
+    await m.create('ns1', req('a', dir));
+    await m.create('ns2', req('c', dir));
+    await m.start('ns1', 'a', '');
+    const listed = m.list('ns1');
+    expect(listed.map((s) => [s.id, s.execId, s.status])).toEqual([
+      ['a', '', Status.RUNNING],
+      ['b', '', Status.CREATED],
+    ]);
+    expect(listed[0]).toEqual(m.state('ns1', 'a', ''));
+    expect(m.list('ns2').map((s) => s.id)).toEqual(['c']);
+    expect(m.list('empty')).toEqual([]);
+  });
+
   it('refuses operations the state does not allow, with FailedPrecondition', async () => {
     await m.create('ns', req('a', dir));
     await expect(m.pause('ns', 'a')).rejects.toSatisfy(isFailedPrecondition);

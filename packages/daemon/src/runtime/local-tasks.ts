@@ -8,6 +8,7 @@ import {
   FailedPrecondition,
   InvalidArgument,
   isNotFound,
+  isNotImplemented,
   isUnavailable,
   type Logger,
   NotFound,
@@ -233,21 +234,52 @@ export class LocalTasks {
   }
 
   async list(ns: string, signal?: AbortSignal): Promise<Process[]> {
-    // One state call per task, all on the request's signal: not a listener leak.
+    // One call per shim where the shim has ctrd's List, else one state call per task, all on the
+    // request's signal: not a listener leak.
     if (signal) setMaxListeners(0, signal);
-    const states = await Promise.all(
-      this.manager.tasks(ns).map((t) =>
-        this.state(t.shim, t.id, '', signal).then(
-          (st) => toProcess(t.id, st),
-          (e) => {
-            // A task being created, or on a shim that just died, is not listed.
-            this.log.debug({ task: t.id, err: e }, 'task state');
-            return undefined;
-          },
-        ),
-      ),
+    const byShim = new Map<Shim, string[]>();
+    for (const t of this.manager.tasks(ns)) byShim.set(t.shim, [...(byShim.get(t.shim) ?? []), t.id]);
+    const found = await Promise.all(
+      [...byShim].map(async ([shim, ids]): Promise<(Process | undefined)[]> => {
+        const listed = await this.listOn(shim, signal).catch((e: unknown) => {
+          // A shim that just died lists nothing; its tasks are settled by the liveness watch.
+          this.log.debug({ shim: shim.id, err: e }, 'shim task list');
+          return [];
+        });
+        if (listed) {
+          const wanted = new Set(ids);
+          return listed.filter((st) => wanted.has(st.id)).map((st) => toProcess(st.id, st));
+        }
+        return Promise.all(
+          ids.map((id) =>
+            this.state(shim, id, '', signal).then(
+              (st) => toProcess(id, st),
+              (e) => {
+                // A task being created, or on a shim that just died, is not listed.
+                this.log.debug({ task: id, err: e }, 'task state');
+                return undefined;
+              },
+            ),
+          ),
+        );
+      }),
     );
-    return states.filter((p): p is Process => p !== undefined).sort((a, b) => a.id.localeCompare(b.id));
+    return found
+      .flat()
+      .filter((p): p is Process => p !== undefined)
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Every task's state on `shim` in one call; undefined when the shim lacks ctrd's List. */
+  private async listOn(shim: Shim, signal?: AbortSignal): Promise<StateResponse[] | undefined> {
+    const list = shim.listTasks;
+    if (!list) return undefined;
+    try {
+      return await this.call(shim, () => list(signal));
+    } catch (e) {
+      if (isNotImplemented(e)) return undefined;
+      throw e;
+    }
   }
 
   async kill(ns: string, req: KillRequest, signal?: AbortSignal): Promise<void> {
@@ -429,24 +461,38 @@ export class LocalTasks {
       for (const id of ids) await this.settle(first.namespace, id);
       return;
     }
-    const limit = new Semaphore(RECOVERY_CALLS_PER_SHIM);
-    await Promise.all(
-      ids.map((id) =>
-        limit.run(async () => {
-          try {
-            await shim.client.state({ id, execId: '' }, { signal, timeoutMs: 5000 });
-          } catch (e) {
-            // A shim that answers but is slow keeps its task: the liveness watch decides later.
-            if (!isNotFound(e)) {
-              this.log.warn({ task: id, shim: shim.id, err: e }, 'task state at recovery');
-              return;
+    // One List call answers for all of the shim's tasks; a task it does not know is gone.
+    const listed = await this.listOn(shim, signal).catch((e: unknown) => {
+      this.log.warn({ shim: shim.id, err: e }, 'task list at recovery; asking each task');
+      return undefined;
+    });
+    if (listed) {
+      const present = new Set(listed.map((st) => st.id));
+      for (const id of ids) {
+        if (present.has(id)) continue;
+        shim.tasks.delete(id);
+        await this.settle(first.namespace, id);
+      }
+    } else {
+      const limit = new Semaphore(RECOVERY_CALLS_PER_SHIM);
+      await Promise.all(
+        ids.map((id) =>
+          limit.run(async () => {
+            try {
+              await shim.client.state({ id, execId: '' }, { signal, timeoutMs: 5000 });
+            } catch (e) {
+              // A shim that answers but is slow keeps its task: the liveness watch decides later.
+              if (!isNotFound(e)) {
+                this.log.warn({ task: id, shim: shim.id, err: e }, 'task state at recovery');
+                return;
+              }
+              shim.tasks.delete(id);
+              await this.settle(first.namespace, id);
             }
-            shim.tasks.delete(id);
-            await this.settle(first.namespace, id);
-          }
-        }, signal),
-      ),
-    );
+          }, signal),
+        ),
+      );
+    }
     if (shim.tasks.size === 0) void this.manager.release(shim, '').catch(() => {});
     this.log.info({ shim: shim.id, namespace: shim.namespace, tasks: [...shim.tasks] }, 'shim reconnected');
   }

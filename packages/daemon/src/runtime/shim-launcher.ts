@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Client } from '@connectrpc/connect';
 import { createClient, createUnixTransport, FailedPrecondition, Unavailable } from '@ctrd/api-proto';
-import { TaskService } from '@ctrd/api-proto/shim';
+import { type StateResponse, ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
 
 // How the daemon reaches shims: `ctrd-shim start` (prints the address), a Connect client per shim,
 // and `ctrd-shim delete` for a task whose shim is gone. The daemon never imports shim code; it only
@@ -14,6 +14,11 @@ export type ShimClient = Client<typeof TaskService>;
 
 export interface ShimConnection {
   readonly client: ShimClient;
+  /**
+   * ctrd's shim addition (ctrd.shim.v1.Tasks/List): the init state of every task the shim hosts in
+   * the connection's namespace, in one call. Absent, or NotImplemented, for other shims.
+   */
+  readonly listTasks?: ((signal?: AbortSignal) => Promise<StateResponse[]>) | undefined;
   close(): void;
 }
 
@@ -145,7 +150,12 @@ export class ProcessShimLauncher implements ShimLauncher {
 
   connect(address: string, namespace: string): ShimConnection {
     const transport = createUnixTransport({ address, namespace });
-    return { client: createClient(TaskService, { transport }), close: () => transport.close() };
+    const tasks = createClient(ShimTasksService, { transport });
+    return {
+      client: createClient(TaskService, { transport }),
+      listTasks: async (signal) => (await tasks.list({}, { signal, timeoutMs: 10_000 })).tasks,
+      close: () => transport.close(),
+    };
   }
 
   async cleanup(namespace: string, id: string, bundle: string, signal?: AbortSignal): Promise<DeadTaskExit> {

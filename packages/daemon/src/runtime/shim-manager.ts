@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isUnavailable, type Logger, silentLogger } from '@ctrd/api-proto';
 import type { ShimClient, ShimConnection, ShimLauncher } from './shim-launcher.js';
+import type { StateResponse } from '@ctrd/api-proto/shim';
 
 // Which shim hosts which task. A Node shim costs tens of MB, so tasks share: by default one shim per
 // namespace until it hosts `cap` tasks, then the next; a container may ask for a shim of its own.
@@ -18,6 +19,8 @@ export interface Shim {
   /** Task ids hosted, including ones being created (they hold their slot). */
   readonly tasks: Set<string>;
   client: ShimClient;
+  /** Every hosted task's state in one call, when the shim has ctrd's addition. */
+  listTasks?: ((signal?: AbortSignal) => Promise<StateResponse[]>) | undefined;
   dead: boolean;
 }
 
@@ -154,6 +157,7 @@ export class ShimManager {
     entry.address = address;
     entry.connection = this.opts.launcher.connect(address, entry.namespace);
     entry.client = entry.connection.client;
+    entry.listTasks = entry.connection.listTasks;
   }
 
   /**
