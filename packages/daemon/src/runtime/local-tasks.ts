@@ -238,7 +238,11 @@ export class LocalTasks {
     // request's signal: not a listener leak.
     if (signal) setMaxListeners(0, signal);
     const byShim = new Map<Shim, string[]>();
-    for (const t of this.manager.tasks(ns)) byShim.set(t.shim, [...(byShim.get(t.shim) ?? []), t.id]);
+    for (const t of this.manager.tasks(ns)) {
+      const ids = byShim.get(t.shim);
+      if (ids) ids.push(t.id);
+      else byShim.set(t.shim, [t.id]);
+    }
     const found = await Promise.all(
       [...byShim].map(async ([shim, ids]): Promise<(Process | undefined)[]> => {
         const listed = await this.listOn(shim, signal).catch((e: unknown) => {
@@ -442,7 +446,9 @@ export class LocalTasks {
       if (!b.shimId || !b.address) orphans.push(b);
       else {
         const k = `${b.namespace}\0${b.shimId}\0${b.address}`;
-        groups.set(k, [...(groups.get(k) ?? []), b]);
+        const group = groups.get(k);
+        if (group) group.push(b);
+        else groups.set(k, [b]);
       }
     }
     for (const b of orphans) await this.settle(b.namespace, b.id);
