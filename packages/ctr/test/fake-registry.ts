@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { onTestFinished } from 'vitest';
+import { RegistryClient } from '../src/registry/client.js';
 
 // A small OCI distribution registry on node:http for the registry client's tests: manifests and
 // blobs in memory, Range, uploads (POST + PUT, cross-repo mount), and optional Basic or Bearer
@@ -310,4 +312,19 @@ export async function recordingServer(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A started FakeRegistry, closed when the test that started it finishes. */
+export async function startRegistry(options: FakeRegistryOptions = {}): Promise<FakeRegistry> {
+  const r = await new FakeRegistry(options).start();
+  onTestFinished(() => r.close());
+  return r;
+}
+
+/** A client of `r` over plain http that retries quickly. */
+export function registryClient(
+  r: FakeRegistry,
+  credentials?: { username: string; password: string },
+): RegistryClient {
+  return new RegistryClient({ domain: r.host, plainHttp: true, credentials, backoffMs: 1, retries: 2 });
 }

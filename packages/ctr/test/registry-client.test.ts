@@ -9,28 +9,21 @@ import { MediaType, normalizeReference } from '@ctrd/api-proto/oci';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseUserFlag, parseWwwAuthenticate } from '../src/registry/auth.js';
 import { RegistryClient } from '../src/registry/client.js';
-import { FakeRegistry, recordingServer, sha256 } from './fake-registry.js';
+import {
+  type FakeRegistry,
+  recordingServer,
+  registryClient,
+  sha256,
+  startRegistry,
+} from './fake-registry.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
-async function registry(options: ConstructorParameters<typeof FakeRegistry>[0] = {}): Promise<FakeRegistry> {
-  const r = await new FakeRegistry(options).start();
-  cleanups.push(() => r.close());
-  return r;
-}
-
-function client(r: FakeRegistry, creds?: { username: string; password: string }): RegistryClient {
-  return new RegistryClient({
-    domain: r.host,
-    plainHttp: true,
-    credentials: creds,
-    backoffMs: 1,
-    retries: 2,
-  });
-}
+const registry = startRegistry;
+const client = registryClient;
 
 async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -1,20 +1,14 @@
 import { MediaType } from '@ctrd/api-proto/oci';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeContent } from './fake-content.js';
-import { FakeRegistry } from './fake-registry.js';
+import { type FakeRegistry, startRegistry } from './fake-registry.js';
 import { runCtr } from './helpers.js';
 
 // The commands end to end against the fake registry (real HTTP on loopback) and the fake content
 // store (in memory): what a user sees on stdout and stderr, and what ends up stored.
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
-
 async function registryWithImage(options: ConstructorParameters<typeof FakeRegistry>[0] = {}) {
-  const r = await new FakeRegistry(options).start();
-  cleanups.push(() => r.close());
+  const r = await startRegistry(options);
   const layer = r.addBlob(Buffer.alloc(5000, 0x41));
   const config = r.addBlob(
     JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),

@@ -1,33 +1,14 @@
 import { MediaType, normalizeReference } from '@ctrd/api-proto/oci';
-import { afterEach, onTestFinished, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../src/registry/client.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { fetchImage } from '../src/registry/fetch.js';
 import { Progress } from '../src/registry/progress.js';
 import { pushImage } from '../src/registry/push.js';
 import { Capture } from './helpers.js';
 import { FakeContent } from './fake-content.js';
-import { FakeRegistry, sha256 } from './fake-registry.js';
+import { type FakeRegistry, registryClient, sha256, startRegistry } from './fake-registry.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
-
-async function registry(options: ConstructorParameters<typeof FakeRegistry>[0] = {}): Promise<FakeRegistry> {
-  const r = await new FakeRegistry(options).start();
-  cleanups.push(() => r.close());
-  return r;
-}
-
-function client(r: FakeRegistry, creds?: { username: string; password: string }): RegistryClient {
-  return new RegistryClient({
-    domain: r.host,
-    plainHttp: true,
-    credentials: creds,
-    backoffMs: 1,
-    retries: 2,
-  });
-}
+const registry = startRegistry;
+const client = registryClient;
 
 interface PlatformImage {
   manifest: string;
