@@ -54,13 +54,6 @@ interface Outcome {
   signal: NodeJS.Signals | null;
 }
 
-/** Never resolves without a signal; resolves once it aborts. */
-function abortPromise(signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return new Promise<void>(() => {});
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-}
-
 function abortError(signal: AbortSignal, what: string): Error {
   if (signal.reason instanceof Error) return signal.reason;
   const e = new Error(`${what}: aborted`, { cause: signal.reason });
@@ -467,8 +460,17 @@ export class Runc {
     }
     io?.afterSpawn();
     const out = await new Promise<Outcome>((resolve, reject) => {
-      const onAbort = () => child.kill('SIGKILL');
+      let abortNow = () => {};
+      const aborted = new Promise<void>((r) => {
+        abortNow = r;
+      });
+      const onAbort = () => {
+        child.kill('SIGKILL');
+        abortNow();
+      };
       inv.signal?.addEventListener('abort', onAbort, { once: true });
+      // The spawn may have been awaited while the signal aborted.
+      if (inv.signal?.aborted) onAbort();
       child.stdout?.setEncoding('utf8').on('data', (d: string) => {
         stdout += d;
       });
@@ -486,7 +488,7 @@ export class Runc {
       const streams = io ? Promise.resolve() : Promise.all([ended(child.stdout), ended(child.stderr)]);
       child.exited.then(
         async (exit) => {
-          if (!io && !inv.signal?.aborted) await Promise.race([streams, abortPromise(inv.signal)]);
+          if (!io && !inv.signal?.aborted) await Promise.race([streams, aborted]);
           inv.signal?.removeEventListener('abort', onAbort);
           resolve({ stdout, exitCode: exit.code, signal: exit.signal });
         },
