@@ -1,12 +1,19 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
-import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import type {
+  Http2ServerRequest,
+  Http2ServerResponse,
+  Http2Session,
+  IncomingHttpHeaders,
+  ServerHttp2Stream,
+} from 'node:http2';
 import { createServer as createHttp2Server } from 'node:http2';
 import type { DescService } from '@bufbuild/protobuf';
 import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './unix-transport.js';
 import { serverErrorInterceptor } from './error-interceptors.js';
+import { GrpcMethods, GrpcServer, isPlainGrpc } from './grpc-server.js';
 import { Canceled, classify, FailedPrecondition, Unavailable } from './errors.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
@@ -64,25 +71,42 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const path = parseSocketPath(opts.socketPath);
   opts.signal?.throwIfAborted();
   const shutdown = new AbortController();
+  const interceptors = [serverErrorInterceptor, logUnexpected(log), ...(opts.interceptors ?? [])];
+  const readMaxBytes = opts.readMaxBytes ?? MAX_MESSAGE_BYTES;
+  const methods = new GrpcMethods();
   const handler = connectNodeAdapter({
     grpc: true,
     connect: true,
     grpcWeb: false,
-    readMaxBytes: opts.readMaxBytes ?? MAX_MESSAGE_BYTES,
+    readMaxBytes,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     shutdownSignal: shutdown.signal,
-    interceptors: [serverErrorInterceptor, logUnexpected(log), ...(opts.interceptors ?? [])],
-    routes: (router) => {
+    interceptors,
+    routes: (connectRouter) => {
+      const router = methods.recording(connectRouter);
       for (const s of opts.services ?? []) router.service(s.service, s.impl);
       opts.routes?.(router);
     },
     fallback: (req, res) => unimplemented(req as Http2ServerRequest, res as Http2ServerResponse),
   });
+  const grpc = new GrpcServer({ methods, interceptors, readMaxBytes, writeMaxBytes: MAX_MESSAGE_BYTES });
+  shutdown.signal.addEventListener('abort', () => grpc.shutdown(shutdown.signal.reason), { once: true });
 
   const sessions = new Set<Http2Session>();
   // nghttp2 resets a session that buffers more than maxSessionMemory (default 10 MB), which would
   // cut off a legitimate 16 MiB message before our ResourceExhausted check can answer it.
   const server = createHttp2Server({ maxSessionMemory: 64 }, handler);
+  // Plain gRPC calls are taken before Node's compatibility layer turns the stream into a request
+  // and a response object for Connect (see grpc-server.ts): that layer listens on the same
+  // 'stream' event, and only the emit can keep a stream from it.
+  const emit = server.emit.bind(server);
+  server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'stream' && isPlainGrpc(args[1] as IncomingHttpHeaders)) {
+      grpc.handle(args[0] as ServerHttp2Stream, args[1] as IncomingHttpHeaders);
+      return true;
+    }
+    return emit(event, ...args);
+  }) as typeof server.emit;
   server.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));

@@ -5,6 +5,7 @@ import { createClient as createConnectClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { withErrorClasses } from './error-interceptors.js';
 import { InvalidArgument } from './errors.js';
+import { createGrpcUnaryTransport } from './grpc-transport.js';
 import { namespaceInterceptor } from './namespace-headers.js';
 
 // Clients speak gRPC over HTTP/2 on a unix socket: that is what a stock containerd expects, and
@@ -75,13 +76,21 @@ export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {
     interceptors.push(namespaceInterceptor({ namespace: opts.namespace, lease: opts.lease }));
   }
   interceptors.push(...(opts.interceptors ?? []));
-  const transport = createGrpcTransport({
+  const streams = createGrpcTransport({
     baseUrl,
     sessionManager,
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     ...(opts.timeoutMs !== undefined ? { defaultTimeoutMs: opts.timeoutMs } : {}),
     interceptors,
+  });
+  const transport = createGrpcUnaryTransport({
+    sessionManager,
+    streams,
+    interceptors,
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    writeMaxBytes: MAX_MESSAGE_BYTES,
+    defaultTimeoutMs: opts.timeoutMs,
   });
   return withErrorClasses({
     unary: transport.unary.bind(transport),
