@@ -5,8 +5,10 @@
 //     N containers started C at a time through containerd's v1 API; the seed's report of the time
 //     each start took (Containers.Create + Tasks.Create + Tasks.Start) and containers per second.
 //   node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc|containerd|ctrd]
+//                                     [--rootfs path,overlay]
 //     N starts at each concurrency against raw runc (`runc run -d` of prepared bundles through
-//     @ctrd/runc-client), stock containerd and ctrd: starts/s, p50/p99 and the ratios.
+//     @ctrd/runc-client), stock containerd and ctrd: starts/s, p50/p99 and the ratios; each with
+//     the spec's root on a shared directory (path) and on an overlayfs snapshot per container.
 //
 // Build first (npx tsc -b packages/daemon packages/ctr packages/runc-client). Needs root.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,18 +26,20 @@ import {
   removeCgroups,
   startContainer,
 } from './lib/containers.mjs';
+import { mountOverlay, overlayBase, SNAPSHOTTER, unmountOverlay } from './lib/overlay.mjs';
 import { summarize, seedReport } from './lib/stats.mjs';
-import { machine, machineTable } from './lib/system.mjs';
+import { cpuMs, machine, machineTable } from './lib/system.mjs';
 import { startTarget } from './lib/targets.mjs';
 
 const USAGE = [
   'node e2e/bench/run.mjs seed [--n 1000] [--concurrency 10] [--target ctrd|containerd]',
-  '       node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc|containerd|ctrd]',
+  '       node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc|containerd|ctrd] [--rootfs path,overlay]',
 ].join('\n');
 const { values, positionals } = benchArgs(USAGE, {
   n: { type: 'string' },
   concurrency: { type: 'string' },
   target: { type: 'string' },
+  rootfs: { type: 'string' },
 });
 const mode = positionals[0];
 if (mode !== 'seed' && mode !== 'throughput') {
@@ -62,29 +66,59 @@ async function timedStarts(ids, concurrency, start) {
   return { samples, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** A daemon target (ctrd or containerd): start containers through the API, remove them all after. */
-async function daemonRunner(name, rootfs) {
+/**
+ * A daemon target (ctrd or containerd): start containers through the API, remove them all after.
+ * `variant` "path": the spec's root is the shared read-only rootfs; "overlay": each container gets
+ * an overlayfs snapshot on a committed layer holding that rootfs, prepared within the timed start
+ * (Snapshots.Prepare + Containers.Create + Tasks.Create with its mounts + Tasks.Start).
+ */
+async function daemonRunner(name, rootfs, variant = 'path') {
   const target = await startTarget(name);
   const undoTarget = defer(`${name} daemon`, () => target.dispose());
   const api = connectTarget(target);
   const cgroupParent = `bench-${name}-${process.pid}`;
   const undoCgroups = defer(`cgroups ${cgroupParent}`, () => removeCgroups(cgroupParent));
+  const base = variant === 'overlay' ? await overlayBase(target, rootfs) : undefined;
+  const prepared = new Set();
   let inflight = Promise.resolve();
+  const removeSnapshots = async () => {
+    if (!base) return;
+    await pool([...prepared], 10, async (id) => {
+      await base.remove(id);
+      prepared.delete(id);
+    });
+  };
   const undoContainers = defer(`${name} containers`, async () => {
     await inflight.catch(() => {});
     await removeAll(api);
+    await removeSnapshots();
+    await base?.dispose();
   });
+  const start = async (id) => {
+    if (!base) return startContainer(api, target, benchSpec({ rootfs, id, cgroupParent, args }), id);
+    prepared.add(id);
+    const mounts = await base.prepare(id);
+    const spec = benchSpec({ rootfs: 'rootfs', id, cgroupParent, args, readonly: false });
+    return startContainer(api, target, spec, id, { snapshotter: SNAPSHOTTER, key: id, mounts });
+  };
+  // CPU of the daemon and of its shims (not of runc, their child) over one level, per start.
+  const cpu = () => ({ daemon: cpuMs(target.pid), shims: new Map(target.shimPids().map((p) => [p, cpuMs(p)])) });
   return {
     name,
     run(ids, concurrency) {
-      const p = timedStarts(ids, concurrency, (id) =>
-        startContainer(api, target, benchSpec({ rootfs, id, cgroupParent, args }), id),
-      );
+      const before = cpu();
+      const p = timedStarts(ids, concurrency, start).then((r) => {
+        const after = cpu();
+        let shims = 0;
+        for (const [pid, ms] of after.shims) shims += ms - (before.shims.get(pid) ?? 0);
+        return { ...r, cpu: { daemon: (after.daemon - before.daemon) / ids.length, shims: shims / ids.length } };
+      });
       inflight = p;
       return p;
     },
     clear: async () => {
       await removeAll(api);
+      await removeSnapshots();
       await removeCgroups(cgroupParent);
     },
     async dispose() {
@@ -96,8 +130,11 @@ async function daemonRunner(name, rootfs) {
   };
 }
 
-/** Raw runc: one bundle per container (the same spec), `runc run -d`, then kill + delete --force. */
-async function runcRunner(rootfs) {
+/**
+ * Raw runc: one bundle per container (the same spec), `runc run -d`, then kill + delete --force.
+ * `variant` "overlay": the timed start also mounts the container's overlay (lower: the rootfs).
+ */
+async function runcRunner(rootfs, variant = 'path') {
   const dir = await mkdtemp(join(tmpdir(), 'ctrd-bench-runc-'));
   const undoDir = defer('runc dir', () => rm(dir, { recursive: true, force: true }));
   const runc = new Runc({ root: join(dir, 'root') });
@@ -110,6 +147,7 @@ async function runcRunner(rootfs) {
     await pool([...started], 10, async (id) => {
       await runc.kill(id, 'SIGKILL').catch(() => {});
       await runc.delete(id, { force: true }).catch(() => {});
+      if (variant === 'overlay') await unmountOverlay(join(dir, 'bundles', id));
       started.delete(id);
     });
     await removeCgroups(cgroupParent);
@@ -122,14 +160,17 @@ async function runcRunner(rootfs) {
       for (const id of ids) {
         const bundle = join(dir, 'bundles', id);
         await mkdir(bundle, { recursive: true });
-        await writeFile(
-          join(bundle, 'config.json'),
-          JSON.stringify(benchSpec({ rootfs, id, cgroupParent, args })),
-        );
+        const spec =
+          variant === 'overlay'
+            ? benchSpec({ rootfs: 'rootfs', id, cgroupParent, args, readonly: false })
+            : benchSpec({ rootfs, id, cgroupParent, args });
+        await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       }
       const p = timedStarts(ids, concurrency, async (id) => {
         started.add(id);
-        await runc.run(id, join(dir, 'bundles', id), { detach: true });
+        const bundle = join(dir, 'bundles', id);
+        if (variant === 'overlay') await mountOverlay(rootfs, bundle);
+        await runc.run(id, bundle, { detach: true });
       });
       inflight = p;
       return p;
@@ -167,37 +208,43 @@ async function throughput(rootfs) {
   const levels = (values.concurrency ?? '1,10,50').split(',').map((c) => intFlag(c, 'concurrency'));
   const which = values.target ?? 'all';
   const names = which === 'all' ? ['runc', 'containerd', 'ctrd'] : which.split(',');
+  const variants = (values.rootfs ?? 'path,overlay').split(',');
+  for (const v of variants)
+    if (v !== 'path' && v !== 'overlay') throw new Error(`--rootfs ${v}: expected path, overlay or both`);
   const results = [];
-  for (const name of names) {
-    benchSignal.throwIfAborted();
-    log(`throughput: ${name}`);
-    const runner = name === 'runc' ? await runcRunner(rootfs) : await daemonRunner(name, rootfs);
-    for (const c of levels) {
-      const ids = Array.from({ length: n }, (_, i) => `t${c}-${i}`);
-      const { samples, seconds } = await runner.run(ids, c);
-      const st = summarize(samples);
-      results.push({ name, c, perSecond: n / seconds, p50: st.median, p99: st.p99 });
-      log(`  C=${c}: ${(n / seconds).toFixed(1)} starts/s`);
-      await runner.clear();
+  for (const variant of variants)
+    for (const name of names) {
+      benchSignal.throwIfAborted();
+      log(`throughput: ${name}, rootfs ${variant}`);
+      const runner =
+        name === 'runc' ? await runcRunner(rootfs, variant) : await daemonRunner(name, rootfs, variant);
+      for (const c of levels) {
+        const ids = Array.from({ length: n }, (_, i) => `${variant[0]}${c}-${i}`);
+        const { samples, seconds, cpu } = await runner.run(ids, c);
+        const st = summarize(samples);
+        results.push({ variant, name, c, perSecond: n / seconds, p50: st.median, p99: st.p99, cpu });
+        log(`  C=${c}: ${(n / seconds).toFixed(1)} starts/s`);
+        await runner.clear();
+      }
+      await runner.dispose();
     }
-    await runner.dispose();
-  }
   const lines = [
     `## throughput: ${n} busybox starts per concurrency level`,
     '',
-    '| C | target | starts/s | p50 ms | p99 ms | ctrd/containerd | ctrd/runc |',
-    '|---|---|---|---|---|---|---|',
+    '| rootfs | C | target | starts/s | p50 ms | p99 ms | daemon CPU ms/start | shims CPU ms/start | ctrd/containerd | ctrd/runc |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
-  const find = (name, c) => results.find((r) => r.name === name && r.c === c);
-  for (const c of levels)
-    for (const r of results.filter((x) => x.c === c)) {
-      const ctrd = find('ctrd', c);
-      const ratio = (other) =>
-        r.name === 'ctrd' && other ? (ctrd.perSecond / other.perSecond).toFixed(2) : '';
-      lines.push(
-        `| ${c} | ${r.name} | ${r.perSecond.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${ratio(find('containerd', c))} | ${ratio(find('runc', c))} |`,
-      );
-    }
+  const find = (variant, name, c) => results.find((r) => r.variant === variant && r.name === name && r.c === c);
+  for (const variant of variants)
+    for (const c of levels)
+      for (const r of results.filter((x) => x.variant === variant && x.c === c)) {
+        const ctrd = find(variant, 'ctrd', c);
+        const ratio = (other) =>
+          r.name === 'ctrd' && other ? (ctrd.perSecond / other.perSecond).toFixed(2) : '';
+        lines.push(
+          `| ${variant} | ${c} | ${r.name} | ${r.perSecond.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.cpu ? r.cpu.daemon.toFixed(1) : ''} | ${r.cpu ? r.cpu.shims.toFixed(1) : ''} | ${ratio(find(variant, 'containerd', c))} | ${ratio(find(variant, 'runc', c))} |`,
+        );
+      }
   return lines.join('\n');
 }
 

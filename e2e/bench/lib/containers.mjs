@@ -33,10 +33,10 @@ export async function busyboxRootfs() {
 }
 
 /** containerd 1.6's default spec (the one `ctr run` builds), running `args` in its own cgroup. */
-export function benchSpec({ rootfs, id, cgroupParent, args }) {
+export function benchSpec({ rootfs, id, cgroupParent, args, readonly = true }) {
   const spec = defaultSpec(NAMESPACE, id);
   spec.process.args = args;
-  spec.root = { path: rootfs, readonly: true };
+  spec.root = { path: rootfs, readonly };
   spec.hostname = id;
   spec.linux.cgroupsPath = `/${cgroupParent}/${id}`;
   return spec;
@@ -66,13 +66,18 @@ export async function versionAnswers(target, timeoutMs = 1000) {
   }
 }
 
-/** Creates and starts one container; resolves its init pid. */
-export async function startContainer(api, target, spec, id) {
+/**
+ * Creates and starts one container; resolves its init pid. With `snapshot` ({ snapshotter, key,
+ * mounts }), the container names that snapshot and the task is created on its mounts.
+ */
+export async function startContainer(api, target, spec, id, snapshot) {
   const runtime = { name: RUNTIME };
   if (target.runtimeOptions)
     runtime.options = packAny(OptionsSchema, create(OptionsSchema, target.runtimeOptions));
-  await api.containers.create({ container: { id, runtime, spec: packJson(OCI_SPEC_URL, spec) } });
-  await api.tasks.create({ containerId: id });
+  const container = { id, runtime, spec: packJson(OCI_SPEC_URL, spec) };
+  if (snapshot) Object.assign(container, { snapshotter: snapshot.snapshotter, snapshotKey: snapshot.key });
+  await api.containers.create({ container });
+  await api.tasks.create({ containerId: id, rootfs: snapshot?.mounts ?? [] });
   const r = await api.tasks.start({ containerId: id });
   return r.pid;
 }

@@ -10,8 +10,11 @@ import type { Logger } from './logger.js';
 // libuv reaps the children Node spawned (the runc invocations) by pid. waitpid(-1) would steal their
 // status and hang those calls, so the reaper only ever waits for specific pids:
 //  - the pids it was asked to watch (container inits and execs, from runc's --pid-file);
-//  - zombies whose parent is this process and which Node did not spawn (learned from the
-//    `child_process` diagnostics channel), found by a throttled /proc sweep.
+//  - our other children, which Node did not spawn (Node's are learned from the `child_process`
+//    diagnostics channel): orphans of containers. The kernel lists a process's children per thread
+//    (/proc/self/task/*/children), a few reads however many processes the host runs; a sweep of
+//    all of /proc (hundreds of reads with a hundred containers running) is the fallback, and the
+//    safety timer's second look.
 // A zombie reaped by the sweep may be a watched pid that is not registered yet (runc create returned,
 // the pid file is still being read): its status is kept for a while and handed over on watch().
 
@@ -35,6 +38,8 @@ export interface ReaperOptions {
   procRoot?: string;
   /** Our pid (tests may pass another). */
   selfPid?: number;
+  /** Read the kernel's lists of our children (default); false: watched pids and /proc sweeps only. */
+  childrenLists?: boolean;
 }
 
 const UNCLAIMED_MAX = 4096;
@@ -52,6 +57,7 @@ export class Reaper {
   private readonly opts: Required<Omit<ReaperOptions, 'logger'>> & { logger?: Logger | undefined };
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private childrenUnsupported = false;
   private lastSweep = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly onSigchld = () => this.schedule();
@@ -73,8 +79,10 @@ export class Reaper {
       sweepThrottleMs: 500,
       procRoot: '/proc',
       selfPid: process.pid,
+      childrenLists: true,
       ...opts,
     };
+    this.childrenUnsupported = !this.opts.childrenLists;
   }
 
   start(): void {
@@ -119,8 +127,86 @@ export class Reaper {
     return this.watched.size;
   }
 
-  /** Checks every watched pid now and, unless throttled, sweeps /proc for zombies. */
-  check(forceSweep = false): void {
+  /**
+   * Checks our children now. Where the kernel lists a process's children
+   * (/proc/<pid>/task/<tid>/children), that list is the whole work: each child that is not Node's
+   * is asked waitpid(WNOHANG), whether watched (a container) or not (an orphan). Without it, every
+   * watched pid is asked and /proc is swept for zombies, throttled. `full` (the safety timer) also
+   * sweeps /proc either way.
+   */
+  check(full = false): void {
+    const kids = this.children();
+    if (kids === undefined) {
+      this.checkWatched(full);
+      return;
+    }
+    let nodeKids: Set<number> | undefined;
+    for (const pid of kids) {
+      nodeKids ??= this.nodeChildren();
+      if (nodeKids.has(pid)) continue;
+      let r: ReturnType<WaitPid>;
+      try {
+        r = this.opts.waitPid(pid);
+      } catch (e) {
+        this.opts.logger?.error({ err: e, pid }, 'waitpid failed');
+        continue;
+      }
+      if (r === 'running' || r === 'not-child') continue;
+      this.reaped({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
+    }
+    // A watched pid that is not our child is still another process's (runc's), or that one reaped it.
+    for (const [pid, w] of this.watched) {
+      if (kids.has(pid) || this.exists(pid)) continue;
+      const early = this.claim(pid);
+      this.watched.delete(pid);
+      w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
+    }
+    if (full) this.sweep();
+  }
+
+  // Our children, from every thread's list (a child belongs to the thread that forked it, and koffi
+  // forks from its worker threads). Undefined when the kernel does not provide the lists.
+  private children(): Set<number> | undefined {
+    if (this.childrenUnsupported) return undefined;
+    const task = `${this.opts.procRoot}/${this.opts.selfPid}/task`;
+    const out = new Set<number>();
+    let tids: string[];
+    try {
+      tids = readdirSync(task);
+    } catch {
+      this.childrenUnsupported = true;
+      return undefined;
+    }
+    for (const tid of tids) {
+      let list: string;
+      try {
+        list = readFileSync(`${task}/${tid}/children`, 'latin1');
+      } catch (e) {
+        // A thread that ended meanwhile has no file; no file at all means no CONFIG_PROC_CHILDREN.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && tid === String(this.opts.selfPid)) {
+          this.childrenUnsupported = true;
+          return undefined;
+        }
+        continue;
+      }
+      for (const p of list.split(' ')) if (p !== '' && p !== '\n') out.add(Number(p));
+    }
+    return out;
+  }
+
+  private reaped(info: ExitInfo): void {
+    const w = this.watched.get(info.pid);
+    if (w) {
+      this.watched.delete(info.pid);
+      w.resolve(info);
+      return;
+    }
+    this.orphansReaped++;
+    this.keepUnclaimed(info);
+  }
+
+  // Without the children lists: every watched pid, then a throttled /proc sweep for the rest.
+  private checkWatched(forceSweep: boolean): void {
     for (const [pid, w] of this.watched) {
       let r: ReturnType<WaitPid>;
       try {
@@ -151,7 +237,7 @@ export class Reaper {
       this.sweepTimer = setTimeout(
         () => {
           this.sweepTimer = undefined;
-          this.check(true);
+          this.checkWatched(true);
         },
         this.opts.sweepThrottleMs - (now - this.lastSweep),
       );
@@ -231,15 +317,7 @@ export class Reaper {
         continue;
       }
       if (r === 'running' || r === 'not-child') continue;
-      const info: ExitInfo = { pid, exitStatus: r.exitStatus, exitedAt: new Date() };
-      const w = this.watched.get(pid);
-      if (w) {
-        this.watched.delete(pid);
-        w.resolve(info);
-        continue;
-      }
-      this.orphansReaped++;
-      this.keepUnclaimed(info);
+      this.reaped({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
     }
   }
 

@@ -94,6 +94,30 @@ describe('reaper', () => {
     expect(zombieChildren()).toEqual([]);
   });
 
+  it('without the kernel lists of children, finds exits by watched pid and /proc sweeps', async () => {
+    reaper.stop();
+    const fallback = new Reaper({
+      waitPid: runcSys().waitPid,
+      intervalMs: 200,
+      sweepThrottleMs: 50,
+      childrenLists: false,
+    });
+    fallback.start();
+    try {
+      const pids = await Promise.all(Array.from({ length: 4 }, (_, i) => orphan(`sleep 0.2; exit ${i + 30}`)));
+      const infos = await Promise.all(pids.map((p) => fallback.watch(p)));
+      expect(infos.map((i) => i.exitStatus)).toEqual([30, 31, 32, 33]);
+      const before = fallback.orphansReaped;
+      for (let i = 0; i < 3; i++) await orphan('sleep 0.1');
+      await new Promise((r) => setTimeout(r, 600));
+      expect(zombieChildren()).toEqual([]);
+      expect(fallback.orphansReaped).toBeGreaterThanOrEqual(before + 3);
+    } finally {
+      fallback.stop();
+      reaper.start();
+    }
+  });
+
   it('maps wait statuses like containerd', () => {
     expect(exitStatusOf(3, null)).toBe(3);
     expect(exitStatusOf(null, 9)).toBe(137);
