@@ -102,7 +102,10 @@ async function daemonRunner(name, rootfs, variant = 'path') {
     return startContainer(api, target, spec, id, { snapshotter: SNAPSHOTTER, key: id, mounts });
   };
   // CPU of the daemon and of its shims (not of runc, their child) over one level, per start.
-  const cpu = () => ({ daemon: cpuMs(target.pid), shims: new Map(target.shimPids().map((p) => [p, cpuMs(p)])) });
+  const cpu = () => ({
+    daemon: cpuMs(target.pid),
+    shims: new Map(target.shimPids().map((p) => [p, cpuMs(p)])),
+  });
   return {
     name,
     run(ids, concurrency) {
@@ -111,7 +114,10 @@ async function daemonRunner(name, rootfs, variant = 'path') {
         const after = cpu();
         let shims = 0;
         for (const [pid, ms] of after.shims) shims += ms - (before.shims.get(pid) ?? 0);
-        return { ...r, cpu: { daemon: (after.daemon - before.daemon) / ids.length, shims: shims / ids.length } };
+        return {
+          ...r,
+          cpu: { daemon: (after.daemon - before.daemon) / ids.length, shims: shims / ids.length },
+        };
       });
       inflight = p;
       return p;
@@ -234,7 +240,8 @@ async function throughput(rootfs) {
     '| rootfs | C | target | starts/s | p50 ms | p99 ms | daemon CPU ms/start | shims CPU ms/start | ctrd/containerd | ctrd/runc |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
-  const find = (variant, name, c) => results.find((r) => r.variant === variant && r.name === name && r.c === c);
+  const find = (variant, name, c) =>
+    results.find((r) => r.variant === variant && r.name === name && r.c === c);
   for (const variant of variants)
     for (const c of levels)
       for (const r of results.filter((x) => x.variant === variant && x.c === c)) {

@@ -58,7 +58,14 @@ export async function mountOverlay(lower, bundle) {
   const work = join(bundle, 'work');
   const rootfs = join(bundle, 'rootfs');
   await Promise.all([mkdir(upper), mkdir(work), mkdir(rootfs)]);
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs]);
+  await run('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+    rootfs,
+  ]);
   return rootfs;
 }
 

@@ -104,7 +104,9 @@ describe('reaper', () => {
     });
     fallback.start();
     try {
-      const pids = await Promise.all(Array.from({ length: 4 }, (_, i) => orphan(`sleep 0.2; exit ${i + 30}`)));
+      const pids = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => orphan(`sleep 0.2; exit ${i + 30}`)),
+      );
       const infos = await Promise.all(pids.map((p) => fallback.watch(p)));
       expect(infos.map((i) => i.exitStatus)).toEqual([30, 31, 32, 33]);
       const before = fallback.orphansReaped;
