@@ -150,7 +150,11 @@ export class GrpcServer {
 const CALL_COMPLETE = new ConnectError('the call is complete', Code.Canceled);
 
 class GrpcCall {
-  private readonly ctrl = new AbortController();
+  // The call's AbortSignal is made on first use: most handlers never look at it, and an
+  // AbortController per call, aborted at its end, is a good part of a small call's cost.
+  private ctrl: AbortController | undefined;
+  private aborted = false;
+  private abortReason: unknown;
   private readonly spec: AnyMethodSpec | undefined;
   private readonly reader: EnvelopeReader;
   private readonly responseHeader: Headers;
@@ -180,7 +184,18 @@ class GrpcCall {
   }
 
   abort(reason: unknown): void {
-    if (!this.ctrl.signal.aborted) this.ctrl.abort(reason);
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.ctrl?.abort(reason);
+  }
+
+  get signal(): AbortSignal {
+    if (this.ctrl === undefined) {
+      this.ctrl = new AbortController();
+      if (this.aborted) this.ctrl.abort(this.abortReason);
+    }
+    return this.ctrl.signal;
   }
 
   start(): void {
@@ -242,10 +257,13 @@ class GrpcCall {
 
   private context(): HandlerContext {
     const deadline = this.deadline;
+    const call = this;
     return {
       method: this.spec!.method,
       service: this.spec!.method.parent,
-      signal: this.ctrl.signal,
+      get signal() {
+        return call.signal;
+      },
       timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
       requestMethod: 'POST',
       requestHeader: requestHeaders(this.headers),
@@ -287,12 +305,7 @@ class GrpcCall {
             trailer: ctx.responseTrailer,
           }) as unknown as UnaryResponse;
         const next = chain(anyFn, this.server.options.interceptors);
-        const res = (await next({
-          stream: false,
-          message,
-          method: spec.method,
-          ...requestCommon(ctx),
-        } as unknown as UnaryRequest)) as UnaryResponse;
+        const res = (await next(request(ctx, false, message) as unknown as UnaryRequest)) as UnaryResponse;
         copyHeaders(res.header, this.responseHeader);
         copyHeaders(res.trailer, this.responseTrailer);
         const out = this.serialize(spec.method.output, res.message);
@@ -336,12 +349,7 @@ class GrpcCall {
   ): Promise<void> {
     const spec = this.spec!;
     const next = chain(anyFn, this.server.options.interceptors);
-    const res = (await next({
-      stream: true,
-      message: input,
-      method: spec.method,
-      ...requestCommon(ctx),
-    } as unknown as StreamRequest)) as StreamResponse;
+    const res = (await next(request(ctx, true, input) as unknown as StreamRequest)) as StreamResponse;
     copyHeaders(res.header, this.responseHeader);
     const it = res.message[Symbol.asyncIterator]();
     try {
@@ -462,11 +470,17 @@ function chain<T>(fn: T, interceptors: readonly Interceptor[]): T {
   return next as unknown as T;
 }
 
-function requestCommon(ctx: HandlerContext) {
+// The interceptors' view of the call; the signal is read through, not copied (see GrpcCall.signal).
+function request(ctx: HandlerContext, stream: boolean, message: unknown) {
   return {
+    stream,
+    message,
+    method: ctx.method,
     requestMethod: ctx.requestMethod,
     url: ctx.url,
-    signal: ctx.signal,
+    get signal() {
+      return ctx.signal;
+    },
     header: ctx.requestHeader,
     service: ctx.service,
     contextValues: ctx.values,
@@ -475,12 +489,21 @@ function requestCommon(ctx: HandlerContext) {
 
 // What an interceptor changed on the request reaches the handler, as in Connect.
 function merge(ctx: HandlerContext, req: UnaryRequest | StreamRequest): HandlerContext {
+  // Spelled out rather than spread: a spread would read (and so create) the signal.
   return {
-    ...ctx,
+    method: ctx.method,
+    timeoutMs: ctx.timeoutMs,
+    requestMethod: ctx.requestMethod,
+    responseHeader: ctx.responseHeader,
+    responseTrailer: ctx.responseTrailer,
+    protocolName: ctx.protocolName,
+    url: ctx.url,
     service: req.service,
     requestHeader: req.header,
-    signal: req.signal,
     values: req.contextValues,
+    get signal() {
+      return req.signal;
+    },
   };
 }
 

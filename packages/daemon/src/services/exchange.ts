@@ -65,7 +65,17 @@ export class Exchange {
   }
 
   stats(): ExchangeStats {
-    return { published: this.published, subscribers: this.subscribers.size, history: this.history.length };
+    return {
+      published: this.published,
+      subscribers: this.subscribers.size,
+      history: Math.min(this.history.length, this.historyLimit),
+    };
+  }
+
+  /** The last historyLimit envelopes (the array may hold a few more until its next trim). */
+  private kept(): Envelope[] {
+    const extra = this.history.length - this.historyLimit;
+    return extra > 0 ? this.history.slice(extra) : this.history;
   }
 
   /** Daemon-side publishing of a typed payload (bare type URL, as containerd 1.6 clients need). */
@@ -101,7 +111,9 @@ export class Exchange {
   private broadcast(env: Envelope): void {
     this.published++;
     this.history.push(env);
-    if (this.history.length > this.historyLimit)
+    // Trimmed in steps of a quarter of the limit: a splice per event would move the whole array
+    // each time.
+    if (this.history.length > this.historyLimit + (this.historyLimit >> 2))
       this.history.splice(0, this.history.length - this.historyLimit);
     for (const sub of this.subscribers) this.offer(sub, env);
   }
@@ -138,7 +150,7 @@ export class Exchange {
   ): AsyncIterable<Envelope> {
     const filter = parseFilters(filters);
     const from = isUnsetTimestamp(since) ? undefined : timestampToNanos(since);
-    const past = this.history.filter(
+    const past = this.kept().filter(
       (e) =>
         (from === undefined || timestampToNanos(e.timestamp) >= from) && filter.match(envelopeAdaptor(e)),
     );
