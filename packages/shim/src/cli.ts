@@ -9,15 +9,18 @@ import { READY_FD_ENV, startShim } from './start-command.js';
 
 // The ctrd-shim program. Only this file (and bin.ts) writes to the console or sets the exit code.
 
+// The package's package.json: one level up from dist/cli.js, two from the bundle (dist/bundle/bin.js).
 export function shimVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === '@ctrd/shim') return pkg.version ?? '0.0.0';
+    } catch {}
   }
+  return '0.0.0';
 }
 
 export async function main(argv: string[]): Promise<number> {
