@@ -19,7 +19,7 @@ if ctr version >/dev/null 2>&1; then
   echo "demo: reusing the ctrd already listening on $SOCK" >&2
 else
   echo "demo: starting ctrd on $SOCK (logs: $LOG)" >&2
-  setsid node packages/daemon/dist/bin.js --listen "$SOCK" >>"$LOG" 2>&1 </dev/null &
+  setsid node packages/daemon/dist/bundle/bin.js --listen "$SOCK" >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   for _ in $(seq 1 100); do
     ctr version >/dev/null 2>&1 && break

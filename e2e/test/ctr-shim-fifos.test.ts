@@ -23,7 +23,7 @@ import { mountsUnder } from './tasks-support.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
-const SHIM_BIN = join(dirname(require.resolve('@ctrd/shim/package.json')), 'dist', 'bin.js');
+const SHIM_BIN = join(dirname(require.resolve('@ctrd/shim/package.json')), 'dist', 'bundle', 'bin.js');
 const NS = 'ctrfifo';
 
 let dir: string;

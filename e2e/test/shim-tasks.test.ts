@@ -36,7 +36,7 @@ import { mountsUnder } from './tasks-support.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
-const SHIM_BIN = join(dirname(require.resolve('@ctrd/shim/package.json')), 'dist', 'bin.js');
+const SHIM_BIN = join(dirname(require.resolve('@ctrd/shim/package.json')), 'dist', 'bundle', 'bin.js');
 const NS = 'shimtest';
 
 let dir: string;

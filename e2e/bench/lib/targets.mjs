@@ -11,7 +11,7 @@ import { alive, execP, mountsUnder, pidsWithArg } from './system.mjs';
 // (never /run/ctrd or /run/containerd/containerd.sock), and stopped by the pid we started. Each target
 // can also name its shims, so the bench can weigh them and, at the end, kill the ones left by pid.
 
-export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bin.js', import.meta.url));
+export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url));
 export const CONTAINERD_BIN = '/usr/bin/containerd';
 
 function canConnect(path) {
@@ -94,7 +94,7 @@ async function removeDir(dir) {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** A private ctrd: `node packages/daemon/dist/bin.js` on temp root/state/socket. */
+/** A private ctrd: `node packages/daemon/dist/bundle/bin.js` (the `ctrd` bin) on temp root/state/socket. */
 export async function startCtrd() {
   if (!existsSync(CTRD_BIN)) throw new Error(`ctrd ${CTRD_BIN}: not built: run npx tsc -b packages/daemon`);
   const dir = await mkdtemp(join(tmpdir(), 'ctrd-bench-'));

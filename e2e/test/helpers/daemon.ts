@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Starts a private `ctrd` (packages/daemon/dist/bin.js) as a real process on its own temp root,
+// Starts a private `ctrd` (packages/daemon/dist/bundle/bin.js, the `ctrd` bin) as a real process on its own temp root,
 // state dir and socket, never /run/ctrd. Reusable by every e2e test that needs a daemon:
 //
 //   const d = await startDaemon();            // or startDaemon({ dir: d.dir }) to restart on the same dirs
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 //
 // Build the daemon first: `npx tsc -b packages/daemon`.
 
-export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bin.js', import.meta.url));
+export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url));
 
 export interface DaemonOptions {
   /** Reuse these dirs (a restart); default a new mkdtemp under the OS temp dir. */

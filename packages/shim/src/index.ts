@@ -1,5 +1,5 @@
 // Public entry of @ctrd/shim: the pieces of ctrd-shim, for embedding and for tests. The program itself
-// is dist/bin.js (`ctrd-shim`); its launch contract is in README.md.
+// is dist/bundle/bin.js (`ctrd-shim`, dist/bin.js bundled by scripts/bundle-bin.mjs); its launch contract is in README.md.
 
 export type { DeleteResult } from './delete-command.js';
 export { deleteTask } from './delete-command.js';
