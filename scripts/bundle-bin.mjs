@@ -36,4 +36,6 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-process.stdout.write(`bundled ${relative(process.cwd(), join(pkg, 'dist', 'bin.js'))} into ${relative(process.cwd(), outfile)}\n`);
+process.stdout.write(
+  `bundled ${relative(process.cwd(), join(pkg, 'dist', 'bin.js'))} into ${relative(process.cwd(), outfile)}\n`,
+);

@@ -11,7 +11,9 @@ import { alive, execP, mountsUnder, pidsWithArg } from './system.mjs';
 // (never /run/ctrd or /run/containerd/containerd.sock), and stopped by the pid we started. Each target
 // can also name its shims, so the bench can weigh them and, at the end, kill the ones left by pid.
 
-export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url));
+export const CTRD_BIN = fileURLToPath(
+  new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url),
+);
 export const CONTAINERD_BIN = '/usr/bin/containerd';
 
 function canConnect(path) {

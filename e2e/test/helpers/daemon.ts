@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 //
 // Build the daemon first: `npx tsc -b packages/daemon`.
 
-export const CTRD_BIN = fileURLToPath(new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url));
+export const CTRD_BIN = fileURLToPath(
+  new URL('../../../packages/daemon/dist/bundle/bin.js', import.meta.url),
+);
 
 export interface DaemonOptions {
   /** Reuse these dirs (a restart); default a new mkdtemp under the OS temp dir. */
