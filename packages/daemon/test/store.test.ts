@@ -49,6 +49,20 @@ describe('metadata store', () => {
     }
   });
 
+  it('keeps prepared statements, one per SQL text and integer mode', () => {
+    const s = new MetaStore(join(dir, 'meta.db'));
+    s.db.exec('CREATE TABLE t (n INTEGER)');
+    s.stmt('INSERT INTO t VALUES (?)').run(7);
+    const plain = s.stmt('SELECT n FROM t');
+    expect(s.stmt('SELECT n FROM t')).toBe(plain);
+    const big = s.stmt('SELECT n FROM t', { safeIntegers: true });
+    expect(big).not.toBe(plain);
+    expect(plain.get()).toEqual({ n: 7 });
+    expect(big.get()).toEqual({ n: 7n });
+    expect(s.stmt('SELECT n FROM t').get()).toEqual({ n: 7 });
+    s.close();
+  });
+
   it('refuses a database from a newer ctrd', () => {
     const path = join(dir, 'meta.db');
     const s = new MetaStore(path);

@@ -61,27 +61,33 @@ const readOptional = (p: string): Promise<string | undefined> =>
     () => undefined,
   );
 
-/** Every bundle on disk (restart recovery). */
+/**
+ * Every bundle on disk (restart recovery). The small files are read side by side: one after the
+ * other, 1000 tasks meant 2000 awaited reads before the daemon could serve.
+ */
 export async function listBundles(stateDir: string): Promise<BundleRecord[]> {
-  const out: BundleRecord[] = [];
   const root = bundlesDir(stateDir);
   const namespaces = await readdir(root, { withFileTypes: true }).catch(() => []);
-  for (const ns of namespaces) {
-    if (!ns.isDirectory()) continue;
-    const ids = await readdir(join(root, ns.name), { withFileTypes: true }).catch(() => []);
-    for (const id of ids) {
-      if (!id.isDirectory()) continue;
-      const path = join(root, ns.name, id.name);
-      out.push({
-        namespace: ns.name,
-        id: id.name,
-        path,
-        shimId: await readOptional(join(path, SHIM_ID_FILE)),
-        address: await readOptional(join(path, ADDRESS_FILE)),
-      });
-    }
-  }
-  return out;
+  const perNamespace = await Promise.all(
+    namespaces
+      .filter((ns) => ns.isDirectory())
+      .map(async (ns) => {
+        const ids = await readdir(join(root, ns.name), { withFileTypes: true }).catch(() => []);
+        return Promise.all(
+          ids
+            .filter((id) => id.isDirectory())
+            .map(async (id): Promise<BundleRecord> => {
+              const path = join(root, ns.name, id.name);
+              const [shimId, address] = await Promise.all([
+                readOptional(join(path, SHIM_ID_FILE)),
+                readOptional(join(path, ADDRESS_FILE)),
+              ]);
+              return { namespace: ns.name, id: id.name, path, shimId, address };
+            }),
+        );
+      }),
+  );
+  return perNamespace.flat();
 }
 
 /**

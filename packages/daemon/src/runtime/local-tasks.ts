@@ -109,7 +109,9 @@ export class LocalTasks {
 
   /** The task's shim; the container must exist (containerd reports it first). */
   private shimFor(ns: string, id: string): Shim {
-    this.opts.containers.get(ns, id);
+    if (id === '') throw new InvalidArgument('container id: must not be empty');
+    if (!this.opts.containers.exists(ns, id))
+      throw new NotFound(`container "${id}" in namespace "${ns}": not found`);
     const shim = this.manager.shimOf(ns, id);
     if (!shim) throw new NotFound(`task ${id} not found`);
     return shim;

@@ -79,17 +79,14 @@ export class LocalContainers {
   ) {}
 
   private row(ns: string, id: string): ContainerRow | undefined {
-    return this.store.db
-      .prepare('SELECT * FROM containers WHERE namespace = ? AND id = ?')
-      .safeIntegers(true)
+    return this.store
+      .stmt('SELECT * FROM containers WHERE namespace = ? AND id = ?', { safeIntegers: true })
       .get(ns, id) as ContainerRow | undefined;
   }
 
   private toMessage(ns: string, r: ContainerRow): Container {
-    const ext = this.store.db
-      .prepare(
-        'SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?',
-      )
+    const ext = this.store
+      .stmt('SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?')
       .all(ns, r.id) as { name: string; type_url: string; value: Buffer }[];
     return create(ContainerSchema, {
       id: r.id,
@@ -109,6 +106,14 @@ export class LocalContainers {
       updatedAt: timestampFromNanos(r.updated_at),
       extensions: Object.fromEntries(ext.map((e) => [e.name, anyOf(e.type_url, e.value)])),
     });
+  }
+
+  /** Whether the container exists: what the task calls check before going to the shim. */
+  exists(ns: string, id: string): boolean {
+    validateIdentifier(ns, 'namespace');
+    return (
+      this.store.stmt('SELECT 1 FROM containers WHERE namespace = ? AND id = ?').get(ns, id) !== undefined
+    );
   }
 
   get(ns: string, id: string): Container {
@@ -146,8 +151,8 @@ export class LocalContainers {
     const out = this.store.write(() => {
       ensureNamespace(this.store, ns);
       if (lease !== undefined) this.leases?.addResourceInTx(ns, lease, { id: c.id, type: 'containers' });
-      const r = this.store.db
-        .prepare(
+      const r = this.store
+        .stmt(
           `INSERT INTO containers (namespace, id, labels, image, runtime_name, runtime_options_type, runtime_options,
              spec_type, spec, snapshotter, snapshot_key, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -180,10 +185,8 @@ export class LocalContainers {
   }
 
   private writeExtensions(ns: string, id: string, ext: Record<string, Any>): void {
-    this.store.db
-      .prepare('DELETE FROM container_extensions WHERE namespace = ? AND container_id = ?')
-      .run(ns, id);
-    const ins = this.store.db.prepare(
+    this.store.stmt('DELETE FROM container_extensions WHERE namespace = ? AND container_id = ?').run(ns, id);
+    const ins = this.store.stmt(
       'INSERT INTO container_extensions (namespace, container_id, name, type_url, value) VALUES (?, ?, ?, ?, ?)',
     );
     for (const [name, any] of Object.entries(ext)) ins.run(ns, id, name, any.typeUrl, Buffer.from(any.value));
@@ -272,10 +275,10 @@ export class LocalContainers {
     validateIdentifier(ns, 'namespace');
     if (id === '') throw new InvalidArgument('container id: must not be empty');
     this.store.write(() => {
-      const r = this.store.db.prepare('DELETE FROM containers WHERE namespace = ? AND id = ?').run(ns, id);
+      const r = this.store.stmt('DELETE FROM containers WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);
-      this.store.db
-        .prepare("DELETE FROM lease_resources WHERE namespace = ? AND type = 'containers' AND id = ?")
+      this.store
+        .stmt("DELETE FROM lease_resources WHERE namespace = ? AND type = 'containers' AND id = ?")
         .run(ns, id);
     });
     this.events?.publishMessage(ns, '/containers/delete', ContainerDeleteSchema, { id });

@@ -17,6 +17,7 @@ export interface MetaStoreOptions {
 export class MetaStore {
   readonly db: Database.Database;
   readonly path: string;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string, opts: MetaStoreOptions = {}) {
     const log = opts.logger ?? silentLogger;
@@ -33,6 +34,24 @@ export class MetaStore {
       this.db.close();
       throw e;
     }
+  }
+
+  /**
+   * A prepared statement, kept for the life of the store: preparing parses the SQL each time, which
+   * on the calls of every container start (get, exists, insert) costs more than running it. Callers
+   * must not change the statement's modes (pluck, raw, safeIntegers...): it is shared; ask for
+   * `safeIntegers` here instead.
+   */
+  stmt(sql: string, opts: { safeIntegers?: boolean } = {}): Database.Statement {
+    const safe = opts.safeIntegers === true;
+    const key = safe ? `1${sql}` : `0${sql}`;
+    let st = this.statements.get(key);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      if (safe) st.safeIntegers(true);
+      this.statements.set(key, st);
+    }
+    return st;
   }
 
   get version(): number {
