@@ -129,13 +129,13 @@ export class Reaper {
 
   /**
    * Checks our children now. Where the kernel lists a process's children
-   * (/proc/<pid>/task/<tid>/children), that list is the whole work: each child that is not Node's
-   * is asked waitpid(WNOHANG), whether watched (a container) or not (an orphan). Without it, every
-   * watched pid is asked and /proc is swept for zombies, throttled. `full` (the safety timer) also
-   * sweeps /proc either way.
+   * (/proc/<pid>/task/<tid>/children), each child on the main thread's list that Node did not
+   * spawn is asked waitpid(WNOHANG) (containers, orphans), and so is each watched pid not on it.
+   * Without the lists, every watched pid is asked and /proc is swept for zombies, throttled.
+   * `full` (the safety timer) reads every thread's list and sweeps /proc as well.
    */
   check(full = false): void {
-    const kids = this.children();
+    const kids = this.children(full);
     if (kids === undefined) {
       this.checkWatched(full);
       return;
@@ -144,19 +144,15 @@ export class Reaper {
     for (const pid of kids) {
       nodeKids ??= this.nodeChildren();
       if (nodeKids.has(pid)) continue;
-      let r: ReturnType<WaitPid>;
-      try {
-        r = this.opts.waitPid(pid);
-      } catch (e) {
-        this.opts.logger?.error({ err: e, pid }, 'waitpid failed');
-        continue;
-      }
-      if (r === 'running' || r === 'not-child') continue;
-      this.reaped({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
+      this.tryReap(pid);
     }
-    // A watched pid that is not our child is still another process's (runc's), or that one reaped it.
+    // Watched pids not in that list: runc's children still (container inits until runc exits),
+    // our children on another thread's list (runc, posix_spawn'ed from koffi's worker thread), or
+    // gone, reaped by their parent.
     for (const [pid, w] of this.watched) {
-      if (kids.has(pid) || this.exists(pid)) continue;
+      if (kids.has(pid)) continue;
+      const r = this.tryReap(pid);
+      if (r !== 'not-child' || this.exists(pid)) continue;
       const early = this.claim(pid);
       this.watched.delete(pid);
       w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
@@ -164,19 +160,34 @@ export class Reaper {
     if (full) this.sweep();
   }
 
-  // Our children, from every thread's list (a child belongs to the thread that forked it, and koffi
-  // forks from its worker threads). Undefined when the kernel does not provide the lists.
-  private children(): Set<number> | undefined {
+  // waitpid(pid, WNOHANG); an exit goes to its watcher, or is kept as an orphan's.
+  private tryReap(pid: number): ReturnType<WaitPid> | 'error' {
+    let r: ReturnType<WaitPid>;
+    try {
+      r = this.opts.waitPid(pid);
+    } catch (e) {
+      this.opts.logger?.error({ err: e, pid }, 'waitpid failed');
+      return 'error';
+    }
+    if (r !== 'running' && r !== 'not-child')
+      this.reaped({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
+    return r;
+  }
+
+  // Our children from the kernel's lists: the main thread's (where orphans are reparented and
+  // Node spawns) on each SIGCHLD, every thread's on a full check. Undefined when the kernel does not
+  // provide the lists.
+  private children(allThreads: boolean): Set<number> | undefined {
     if (this.childrenUnsupported) return undefined;
     const task = `${this.opts.procRoot}/${this.opts.selfPid}/task`;
-    const out = new Set<number>();
     let tids: string[];
     try {
-      tids = readdirSync(task);
+      tids = allThreads ? readdirSync(task) : [String(this.opts.selfPid)];
     } catch {
       this.childrenUnsupported = true;
       return undefined;
     }
+    const out = new Set<number>();
     for (const tid of tids) {
       let list: string;
       try {
