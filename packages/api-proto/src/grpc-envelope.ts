@@ -1,7 +1,9 @@
+import type { IncomingHttpHeaders } from 'node:http2';
 import { Code, ConnectError } from '@connectrpc/connect';
 
 // gRPC's length-prefixed messages: a flags byte (bit 0: compressed), a 4-byte big-endian length,
-// the message. Shared by the server (grpc-server.ts) and the client (grpc-transport.ts).
+// the message; and HTTP/2 headers as the Headers that Connect's interfaces carry. Shared by the
+// server (grpc-server.ts) and the client (grpc-transport.ts).
 
 const HEADER = 5;
 
@@ -67,4 +69,17 @@ export class EnvelopeReader {
     this.chunks = [buf];
     return buf;
   }
+}
+
+/** HTTP/2 headers (pseudo-headers left out) as a Headers object. */
+export function webHeaders(headers: IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const k in headers) {
+    if (k.charCodeAt(0) === 58 /* ':' */) continue;
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) out.append(k, x);
+    else out.append(k, v);
+  }
+  return out;
 }

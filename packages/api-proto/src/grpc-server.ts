@@ -23,7 +23,7 @@ import {
   type UnaryResponse,
 } from '@connectrpc/connect';
 import { parseTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
-import { EnvelopeReader, envelope } from './grpc-envelope.js';
+import { EnvelopeReader, envelope, webHeaders } from './grpc-envelope.js';
 
 // The gRPC protocol (application/grpc, uncompressed protobuf: what stock ctr, Go clients and
 // ctrd's own clients send) served straight on Node's HTTP/2 streams. Connect's generic handler
@@ -266,7 +266,7 @@ class GrpcCall {
       },
       timeoutMs: deadline === undefined ? () => undefined : () => deadline - Date.now(),
       requestMethod: 'POST',
-      requestHeader: requestHeaders(this.headers),
+      requestHeader: webHeaders(this.headers),
       responseHeader: this.responseHeader,
       responseTrailer: this.responseTrailer,
       protocolName: 'grpc',
@@ -554,18 +554,6 @@ function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
   for (const k of [...to.keys()]) to.delete(k);
   for (const [k, v] of from) to.set(k, v);
-}
-
-function requestHeaders(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in headers) {
-    if (k.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else out.append(k, v);
-  }
-  return out;
 }
 
 function asConnectError(e: unknown): ConnectError {

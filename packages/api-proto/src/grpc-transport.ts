@@ -20,7 +20,7 @@ import {
 } from '@connectrpc/connect';
 import { findTrailerError } from '@connectrpc/connect/protocol-grpc';
 import type { Http2SessionManager } from '@connectrpc/connect-node';
-import { EnvelopeReader, envelope } from './grpc-envelope.js';
+import { EnvelopeReader, envelope, webHeaders } from './grpc-envelope.js';
 
 // Unary gRPC calls straight on an HTTP/2 stream of Connect's session manager (which keeps the
 // connection: dialing, GOAWAY, reconnecting). Connect's own transport runs each call through a
@@ -206,18 +206,6 @@ async function send<I extends DescMessage, O extends DescMessage>(
       } as unknown as UnaryResponse<I, O>;
     }
   });
-}
-
-function webHeaders(hs: IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in hs) {
-    if (k.charCodeAt(0) === 58 /* ':' */) continue;
-    const v = hs[k];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else out.append(k, v);
-  }
-  return out;
 }
 
 function abortError(signal: AbortSignal): ConnectError {
