@@ -89,9 +89,9 @@ describe('server: gRPC calls served on HTTP/2 streams', () => {
   });
 
   /** A Version service whose one call waits for its signal; `aborted()` says whether it fired. */
-  async function serveWaitingVersion(): Promise<{ aborted: () => boolean }> {
+  async function serveWaitingVersion(): Promise<{ address: string; aborted: () => boolean }> {
     let fired = false;
-    server = await createServer({
+    const s = await createServer({
       socketPath: join(dir, 's.sock'),
       services: [
         service(VersionService, {
@@ -104,12 +104,13 @@ describe('server: gRPC calls served on HTTP/2 streams', () => {
         }),
       ],
     });
-    return { aborted: () => fired };
+    server = s;
+    return { address: s.address, aborted: () => fired };
   }
 
   it('a deadline (grpc-timeout) aborts the handler and answers DeadlineExceeded', async () => {
     const handler = await serveWaitingVersion();
-    const version = createClient(VersionService, { address: server.address, timeoutMs: 150 });
+    const version = createClient(VersionService, { address: handler.address, timeoutMs: 150 });
     const t0 = Date.now();
     const err = await version.version({}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DeadlineExceeded);
@@ -120,7 +121,7 @@ describe('server: gRPC calls served on HTTP/2 streams', () => {
 
   it("a client's abort resets the stream, and the handler's signal fires", async () => {
     const handler = await serveWaitingVersion();
-    const version = createClient(VersionService, { address: server.address });
+    const version = createClient(VersionService, { address: handler.address });
     const ac = new AbortController();
     const call = version.version({}, { signal: ac.signal }).catch((e: unknown) => e);
     await sleep(50);
