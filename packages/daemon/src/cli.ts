@@ -36,6 +36,8 @@ flags:
   --runc-root DIR           base of runc's state roots, one per namespace (default <state-dir>/runc)
   --shim-binary PATH        the ctrd-shim program (default the installed @ctrd/shim)
   --shim-tasks-cap N        tasks per shared shim before another is started (default 100)
+  --shim-linger DUR         how long an emptied shared shim waits for a new task before it stops;
+                            0 stops it at once (default 2s)
   -h, --help                this help
   -v, --version             print the version
 `;
@@ -58,6 +60,7 @@ const options = {
   'runc-root': { type: 'string' },
   'shim-binary': { type: 'string' },
   'shim-tasks-cap': { type: 'string' },
+  'shim-linger': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;

@@ -31,6 +31,8 @@ export interface Config {
   shimBinary: string;
   /** Tasks a shared shim hosts before another shim is started for the namespace. */
   shimTasksCap: number;
+  /** How long (ms) a shared shim whose last task was deleted waits for a new one before it stops. */
+  shimLinger: number;
 }
 
 export const defaultConfig: Readonly<Config> = Object.freeze({
@@ -50,6 +52,7 @@ export const defaultConfig: Readonly<Config> = Object.freeze({
   runcRoot: '',
   shimBinary: '',
   shimTasksCap: 100,
+  shimLinger: 2000,
 });
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -73,6 +76,7 @@ export const CONFIG_KEYS: Record<string, { field: keyof Config; kind: Kind }> = 
   runc_root: { field: 'runcRoot', kind: 'string' },
   shim_binary: { field: 'shimBinary', kind: 'string' },
   shim_tasks_cap: { field: 'shimTasksCap', kind: 'count' },
+  shim_linger: { field: 'shimLinger', kind: 'duration' },
 };
 
 /** Converts one raw value (from TOML or a flag) for `key`; `what` names it in errors. */

@@ -72,6 +72,44 @@ describe('ShimManager', () => {
     m.close();
   });
 
+  it('with a linger, an emptied shared shim waits for the next task, then stops', async () => {
+    const launcher = new FakeLauncher();
+    const m = new ShimManager({ launcher, cap: 5, watchMs: 0, lingerMs: 150 });
+    const s = await m.acquire('a', 't1', false);
+    await m.release(s, 't1');
+    // Still there: the next task reuses it, with no second start.
+    expect(launcher.shimAt('a', s.id)).toBeDefined();
+    expect((await m.acquire('a', 't2', false)).id).toBe(s.id);
+    expect(launcher.starts).toEqual([s.id]);
+    // A task arriving cancels the stop: well past the linger, the shim still serves.
+    await new Promise((r) => setTimeout(r, 250));
+    expect(launcher.shimAt('a', s.id)?.shutdownCalls).toBe(0);
+    await m.release(s, 't2');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(launcher.shimAt('a', s.id)).toBeUndefined();
+    expect(m.list()).toEqual([]);
+    // A container's own shim never lingers.
+    const own = await m.acquire('a', 'c', true);
+    await m.release(own, 'c');
+    expect(launcher.shimAt('a', own.id)).toBeUndefined();
+    m.close();
+  });
+
+  it('stopIdle stops the shims waiting for a task; stopStray stops an empty shim no one tracks', async () => {
+    const launcher = new FakeLauncher();
+    const m = new ShimManager({ launcher, cap: 5, watchMs: 0, lingerMs: 60_000 });
+    const s = await m.acquire('a', 't1', false);
+    const busy = await m.acquire('b', 't1', false);
+    await m.release(s, 't1');
+    await m.stopIdle();
+    expect(launcher.shimAt('a', s.id)).toBeUndefined();
+    expect(launcher.shimAt('b', busy.id)).toBeDefined();
+    const stray = await launcher.start('c', 'stray');
+    await m.stopStray(stray);
+    expect(launcher.shimAt('c', 'stray')).toBeUndefined();
+    m.close();
+  });
+
   it('a failed launch gives the slot back', async () => {
     const launcher = new FakeLauncher();
     launcher.start = async () => {

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import {
@@ -66,6 +66,8 @@ export interface LocalTasksOptions {
   launcher: ShimLauncher;
   /** Tasks per shared shim. */
   shimCap: number;
+  /** How long an emptied shared shim waits for a task before it is stopped (default 0). */
+  shimLingerMs?: number | undefined;
   /** Concurrent shim Create/Start/Delete calls. */
   concurrency: number;
   logger?: Logger | undefined;
@@ -95,6 +97,7 @@ export class LocalTasks {
     this.manager = new ShimManager({
       launcher: opts.launcher,
       cap: opts.shimCap,
+      lingerMs: opts.shimLingerMs,
       logger: this.log,
       watchMs: opts.watchMs,
       onDead: (shim) => {
@@ -103,7 +106,8 @@ export class LocalTasks {
     });
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.manager.stopIdle();
     this.manager.close();
   }
 
@@ -457,6 +461,23 @@ export class LocalTasks {
     // Shims are taken back side by side, and each one's tasks asked for their state a batch at a
     // time: one by one, a restart with 1000 tasks spent seconds in round trips.
     await Promise.all([...groups.values()].map((records) => this.recoverShim(records, signal)));
+    await this.stopStrayShims();
+  }
+
+  // A shim serving (it has an address file, see @ctrd/shim's launch contract) that no bundle names
+  // was waiting for a task when the daemon went down: nothing will give it one now.
+  private async stopStrayShims(): Promise<void> {
+    const dir = join(this.opts.stateDir, 'shims');
+    const known = new Set(this.manager.list().map((s) => s.address));
+    const ids = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(
+      ids.map(async (id) => {
+        const address = (await readFile(join(dir, id, 'address'), 'utf8').catch(() => '')).trim();
+        if (address === '' || known.has(address)) return;
+        this.log.info({ shim: id, address }, 'stopping a shim no task names');
+        await this.manager.stopStray(address);
+      }),
+    );
   }
 
   private async recoverShim(records: BundleRecord[], signal?: AbortSignal): Promise<void> {

@@ -27,6 +27,8 @@ export interface Shim {
 interface ShimEntry extends Shim {
   ready: Promise<void>;
   connection: ShimConnection | undefined;
+  /** Set while an emptied shared shim waits for a new task before it is stopped. */
+  linger?: NodeJS.Timeout | undefined;
 }
 
 export interface ShimManagerOptions {
@@ -38,6 +40,12 @@ export interface ShimManagerOptions {
   onDead?: ((shim: Shim) => void) | undefined;
   /** How often live shims are asked Connect; 0 disables the watch. */
   watchMs?: number | undefined;
+  /**
+   * How long an emptied shared shim is kept for a new task before it is stopped (default 0: at
+   * once). Starting a shim is a Node start-up (~0.3 s and more under load) that the next task would
+   * wait for; `ctr run --rm` in a loop or a batch that follows another would pay it each time.
+   */
+  lingerMs?: number | undefined;
 }
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 16);
@@ -103,6 +111,10 @@ export class ShimManager {
   async acquire(namespace: string, taskId: string, own: boolean, signal?: AbortSignal): Promise<Shim> {
     const entry = own ? this.ownEntry(namespace, taskId) : this.sharedEntry(namespace);
     entry.tasks.add(taskId);
+    if (entry.linger) {
+      clearTimeout(entry.linger);
+      entry.linger = undefined;
+    }
     try {
       await entry.ready;
       signal?.throwIfAborted();
@@ -211,6 +223,55 @@ export class ShimManager {
     shim.tasks.delete(taskId);
     const entry = this.shims.get(this.key(shim.namespace, shim.id));
     if (entry !== shim || shim.tasks.size > 0 || entry.dead) return;
+    const linger = this.opts.lingerMs ?? 0;
+    // A shared shim emptied by a task's delete waits a while for the next task; one found empty
+    // at restart (taskId '') or a container's own shim stops now.
+    if (linger > 0 && !entry.own && taskId !== '') {
+      if (entry.linger) clearTimeout(entry.linger);
+      entry.linger = setTimeout(() => {
+        entry.linger = undefined;
+        if (
+          entry.tasks.size === 0 &&
+          !entry.dead &&
+          this.shims.get(this.key(entry.namespace, entry.id)) === entry
+        )
+          void this.stop(entry).catch(() => {});
+      }, linger);
+      entry.linger.unref();
+      return;
+    }
+    await this.stop(entry, signal);
+  }
+
+  /** Stops every shim that is waiting for a task (daemon shutdown: nothing would give it one). */
+  async stopIdle(): Promise<void> {
+    const idle = [...this.shims.values()].filter((e) => e.linger !== undefined && e.tasks.size === 0);
+    await Promise.all(
+      idle.map((e) => {
+        clearTimeout(e.linger);
+        e.linger = undefined;
+        return this.stop(e).catch(() => {});
+      }),
+    );
+  }
+
+  /**
+   * Stops a shim no bundle names, found serving at `address` (one that was waiting for a task when
+   * the daemon died). It exits only if it hosts nothing.
+   */
+  async stopStray(address: string): Promise<void> {
+    const connection = this.opts.launcher.connect(address, '');
+    try {
+      await connection.client.shutdown({ id: '' }, { timeoutMs: 2000 });
+    } catch (e) {
+      this.log.debug({ address, err: e }, 'stray shim shutdown');
+    } finally {
+      connection.close();
+    }
+  }
+
+  private async stop(entry: ShimEntry, signal?: AbortSignal): Promise<void> {
+    const shim = entry;
     this.drop(entry);
     const k = this.key(shim.namespace, shim.id);
     const done = (async () => {
@@ -290,6 +351,7 @@ export class ShimManager {
   /** Stops watching and closes every connection; shims keep running (they outlive the daemon). */
   close(): void {
     if (this.timer) clearInterval(this.timer);
+    for (const s of this.shims.values()) if (s.linger) clearTimeout(s.linger);
     for (const s of this.shims.values()) s.connection?.close();
     this.shims.clear();
   }

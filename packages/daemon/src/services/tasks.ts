@@ -103,6 +103,7 @@ export function tasksServicePlugin(opts: TasksPluginOptions = {}): PluginRegistr
         events: ctx.get<Exchange>(PluginType.Event, 'exchange'),
         launcher,
         shimCap: c.shimTasksCap,
+        shimLingerMs: c.shimLinger,
         concurrency: c.concurrency,
         logger: ctx.logger,
         watchMs: opts.watchMs,
@@ -110,7 +111,7 @@ export function tasksServicePlugin(opts: TasksPluginOptions = {}): PluginRegistr
       try {
         await tasks.recover();
       } catch (e) {
-        tasks.close();
+        await tasks.close();
         throw e;
       }
       return { instance: tasks, close: () => tasks.close() };
