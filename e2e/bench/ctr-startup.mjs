@@ -10,7 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, intFlag, log } from './lib/args.mjs';
 import { cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import { summarize } from './lib/stats.mjs';
 import { execP, machine, machineTable } from './lib/system.mjs';
@@ -25,7 +25,6 @@ const runs = intFlag(values.runs, 'runs');
 const containers = intFlag(values.containers, 'containers', 0);
 const OUR_CTR = fileURLToPath(new URL('../../packages/ctr/bin/run.js', import.meta.url));
 const STOCK_CTR = '/usr/bin/ctr';
-const log = (msg) => process.stderr.write(`${msg}\n`);
 
 async function timed(file, args) {
   const t0 = performance.now();

@@ -6,7 +6,7 @@
 //   node e2e/bench/density.mjs [--n 100] [--target ctrd|containerd|both] [--concurrency 10]
 //
 // Build first (npx tsc -b packages/daemon packages/ctr). Needs root, runc and busybox-static.
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
 import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import {
   benchSpec,
@@ -30,15 +30,7 @@ const { values } = benchArgs(USAGE, {
 });
 const n = intFlag(values.n, 'n');
 const concurrency = intFlag(values.concurrency, 'concurrency');
-const targets = values.target === 'both' ? ['ctrd', 'containerd'] : [values.target];
-for (const t of targets)
-  if (t !== 'ctrd' && t !== 'containerd') {
-    process.stderr.write(`--target ${t}: expected ctrd, containerd or both\n`);
-    process.exit(2);
-  }
-
-const log = (msg) => process.stderr.write(`${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const targets = daemonTargets(values.target);
 
 async function measure(name, rootfs) {
   const cgroupParent = `bench-${name}-${process.pid}`;

@@ -17,7 +17,7 @@
 // keeps under that, and the table counts the publishes that had to wait for it.
 //
 // Build first (npx nx run-many -t build). Needs apt's containerd for that target.
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
 import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import { connectTarget, NAMESPACE, pool } from './lib/containers.mjs';
 import {
@@ -47,15 +47,7 @@ const subscriberCounts = values.subscribers.split(',').map((x) => intFlag(x, 'su
 const concurrency = intFlag(values.concurrency, 'concurrency');
 const warmup = intFlag(values.warmup, 'warmup', 0);
 const window = intFlag(values.window, 'window', 0);
-const targets = values.target === 'both' ? ['ctrd', 'containerd'] : [values.target];
-for (const t of targets)
-  if (t !== 'ctrd' && t !== 'containerd') {
-    process.stderr.write(`--target ${t}: expected ctrd, containerd or both\n`);
-    process.exit(2);
-  }
-
-const log = (msg) => process.stderr.write(`${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const targets = daemonTargets(values.target);
 
 /** Waits until `count()` reaches `goal`; false after `ms` without progress. */
 async function waitFor(count, goal, ms) {

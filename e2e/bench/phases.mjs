@@ -13,7 +13,7 @@
 import { create } from '@bufbuild/protobuf';
 import { OCI_SPEC_URL, packAny, packJson } from '@ctrd/api-proto';
 import { OptionsSchema } from '@ctrd/api-proto/runc-options';
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, daemonTargets, intFlag, log } from './lib/args.mjs';
 import { cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import {
   benchSpec,
@@ -36,9 +36,8 @@ const { values } = benchArgs(USAGE, {
 });
 const n = intFlag(values.n, 'n');
 const running = intFlag(values.running, 'running');
-const targets = values.target === 'both' ? ['ctrd', 'containerd'] : [values.target];
+const targets = daemonTargets(values.target);
 const PHASES = ['containers.create', 'tasks.create', 'tasks.start', 'kill+wait', 'tasks.delete'];
-const log = (msg) => process.stderr.write(`${msg}\n`);
 
 async function timed(samples, phase, fn) {
   const t0 = performance.now();

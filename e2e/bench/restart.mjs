@@ -10,7 +10,7 @@
 // --restarts R restarts the same daemon R times over the same containers; the table shows the
 // median and the range. Build first (npx nx run-many -t build). Needs root, runc, busybox-static
 // and apt's containerd.
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
 import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import {
   benchSpec,
@@ -38,15 +38,7 @@ const { values } = benchArgs(USAGE, {
 const sizes = values.n.split(',').map((x) => intFlag(x, 'n'));
 const restarts = intFlag(values.restarts, 'restarts');
 const concurrency = intFlag(values.concurrency, 'concurrency');
-const targets = values.target === 'both' ? ['ctrd', 'containerd'] : [values.target];
-for (const t of targets)
-  if (t !== 'ctrd' && t !== 'containerd') {
-    process.stderr.write(`--target ${t}: expected ctrd, containerd or both\n`);
-    process.exit(2);
-  }
-
-const log = (msg) => process.stderr.write(`${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const targets = daemonTargets(values.target);
 
 /**
  * Polls Tasks.List until every one of `pids` (id → pid before the restart) is listed RUNNING with

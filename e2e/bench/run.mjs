@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runc } from '@ctrd/runc-client';
-import { benchArgs, intFlag } from './lib/args.mjs';
+import { benchArgs, intFlag, log } from './lib/args.mjs';
 import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
 import {
   benchSpec,
@@ -46,7 +46,6 @@ if (mode !== 'seed' && mode !== 'throughput') {
   process.stderr.write(`mode "${mode ?? ''}": expected seed or throughput\nusage: ${USAGE}\n`);
   process.exit(2);
 }
-const log = (msg) => process.stderr.write(`${msg}\n`);
 const args = ['sleep', '3600'];
 
 /** Starts `ids` at `concurrency` through `start(id)`; per-start ms and the wall time in s. */

@@ -18,3 +18,18 @@ export function intFlag(value, name, min = 1) {
   }
   return n;
 }
+
+/** `--target ctrd|containerd|both` as the list of daemons to run; exits with a usage error otherwise. */
+export function daemonTargets(value) {
+  const targets = value === 'both' ? ['ctrd', 'containerd'] : [value];
+  for (const t of targets)
+    if (t !== 'ctrd' && t !== 'containerd') {
+      process.stderr.write(`--target ${t}: expected ctrd, containerd or both\n`);
+      process.exit(2);
+    }
+  return targets;
+}
+
+/** Progress on stderr (stdout carries the report). */
+export const log = (msg) => process.stderr.write(`${msg}\n`);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
