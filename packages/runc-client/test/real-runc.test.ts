@@ -10,9 +10,9 @@ import {
   Runc,
   RuncError,
   type Spawner,
-  waitPid,
 } from '../src/index.js';
 import { alive, makeSandbox, mountsUnder, RUNC, type Sandbox } from './helpers/rootfs.js';
+import { pollWaitExit } from './helpers/wait-exit.js';
 
 // Against the real runc (as root) with busybox bundles under a private --root.
 
@@ -38,19 +38,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-// posix_spawn'd runc processes are reaped by the caller; here a poll of waitpid stands in for a
-// shim's reaper.
-const pollWaitExit = (pid: number): Promise<number> =>
-  new Promise((resolve) => {
-    const t = setInterval(() => {
-      const r = waitPid(pid, { noHang: true });
-      if (r) {
-        clearInterval(t);
-        resolve(r.exitStatus);
-      }
-    }, 2);
-  });
 
 const spawners: [string, Spawner | undefined][] = [
   ['child_process', undefined],

@@ -1,17 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { exitFromStatus, nodeSpawner, posixSpawner, type Spawner, waitPid } from '../src/index.js';
-
-const pollWaitExit = (pid: number): Promise<number> =>
-  new Promise((resolve) => {
-    const t = setInterval(() => {
-      const r = waitPid(pid, { noHang: true });
-      if (r) {
-        clearInterval(t);
-        resolve(r.exitStatus);
-      }
-    }, 2);
-  });
+import { exitFromStatus, nodeSpawner, posixSpawner, type Spawner } from '../src/index.js';
+import { pollWaitExit } from './helpers/wait-exit.js';
 
 async function text(stream: NodeJS.ReadableStream | null): Promise<string> {
   let out = '';
