@@ -7,7 +7,7 @@
 //
 // Build first (npx tsc -b packages/daemon packages/ctr). Needs root, runc and busybox-static.
 import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
-import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
+import { benchSignal, defer, runBench } from './lib/cleanup.mjs';
 import {
   benchSpec,
   busyboxRootfs,
@@ -102,9 +102,7 @@ function resultTable(rows) {
   return lines.join('\n');
 }
 
-installSignalHandlers();
-let failed = false;
-try {
+await runBench('density', async () => {
   const m = await machine();
   const rootfs = await busyboxRootfs();
   defer('rootfs', rootfs.dispose);
@@ -116,10 +114,4 @@ try {
   process.stdout.write(
     `## density: ${n} busybox \`sleep 3600\` containers, started ${concurrency} at a time\n\n${machineTable(m)}\n\n${resultTable(rows)}\n`,
   );
-} catch (e) {
-  failed = true;
-  log(`density: ${e?.stack ?? e}`);
-} finally {
-  await cleanupAll();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -18,7 +18,7 @@
 //
 // Build first (npx nx run-many -t build). Needs apt's containerd for that target.
 import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
-import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
+import { benchSignal, defer, runBench } from './lib/cleanup.mjs';
 import { connectTarget, NAMESPACE, pool } from './lib/containers.mjs';
 import {
   clock,
@@ -212,9 +212,7 @@ function resultTable(rows) {
   return lines.join('\n');
 }
 
-installSignalHandlers();
-let failed = false;
-try {
+await runBench('events', async () => {
   const m = await machine();
   const rows = [];
   for (const t of targets) {
@@ -222,10 +220,4 @@ try {
     rows.push(...(await measure(t)));
   }
   process.stdout.write(`${machineTable(m)}\n\n${resultTable(rows)}\n`);
-} catch (e) {
-  failed = true;
-  log(`events: ${e?.stack ?? e}`);
-} finally {
-  await cleanupAll();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -14,7 +14,7 @@ import { create } from '@bufbuild/protobuf';
 import { OCI_SPEC_URL, packAny, packJson } from '@ctrd/api-proto';
 import { OptionsSchema } from '@ctrd/api-proto/runc-options';
 import { benchArgs, daemonTargets, intFlag, log } from './lib/args.mjs';
-import { cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
+import { defer, runBench } from './lib/cleanup.mjs';
 import {
   benchSpec,
   busyboxRootfs,
@@ -93,7 +93,6 @@ async function measure(name, rootfs) {
 }
 
 async function main() {
-  installSignalHandlers();
   const { dir: rootfs, dispose } = await busyboxRootfs();
   defer('busybox rootfs', dispose);
   const results = {};
@@ -118,8 +117,4 @@ async function main() {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-try {
-  await main();
-} finally {
-  await cleanupAll();
-}
+await runBench('phases', main);

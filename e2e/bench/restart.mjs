@@ -11,7 +11,7 @@
 // median and the range. Build first (npx nx run-many -t build). Needs root, runc, busybox-static
 // and apt's containerd.
 import { benchArgs, daemonTargets, intFlag, log, sleep } from './lib/args.mjs';
-import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
+import { benchSignal, defer, runBench } from './lib/cleanup.mjs';
 import {
   benchSpec,
   busyboxRootfs,
@@ -162,9 +162,7 @@ function resultTable(rows) {
   return lines.join('\n');
 }
 
-installSignalHandlers();
-let failed = false;
-try {
+await runBench('restart', async () => {
   const m = await machine();
   const rootfs = await busyboxRootfs();
   defer('rootfs', rootfs.dispose);
@@ -175,10 +173,4 @@ try {
       rows.push(await measure(t, n, rootfs.dir));
     }
   process.stdout.write(`${machineTable(m)}\n\n${resultTable(rows)}\n`);
-} catch (e) {
-  failed = true;
-  log(`restart: ${e?.stack ?? e}`);
-} finally {
-  await cleanupAll();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Runc } from '@ctrd/runc-client';
 import { benchArgs, intFlag, log } from './lib/args.mjs';
-import { benchSignal, cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
+import { benchSignal, defer, runBench } from './lib/cleanup.mjs';
 import {
   benchSpec,
   busyboxRootfs,
@@ -254,18 +254,10 @@ async function throughput(rootfs) {
   return lines.join('\n');
 }
 
-installSignalHandlers();
-let failed = false;
-try {
+await runBench(`run ${mode}`, async () => {
   const m = await machine();
   const rootfs = await busyboxRootfs();
   defer('rootfs', rootfs.dispose);
   const report = mode === 'seed' ? await seed(rootfs.dir) : await throughput(rootfs.dir);
   process.stdout.write(`${machineTable(m)}\n\n${report}\n`);
-} catch (e) {
-  failed = true;
-  log(`run ${mode}: ${e?.stack ?? e}`);
-} finally {
-  await cleanupAll();
-}
-process.exit(failed ? 1 : 0);
+});

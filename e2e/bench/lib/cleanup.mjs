@@ -48,3 +48,21 @@ export function installSignalHandlers() {
     });
   }
 }
+
+/**
+ * A bench's main: Ctrl-C handling, `body`, then everything it started removed; an error is printed
+ * under `name` and the process exits 1, else 0.
+ */
+export async function runBench(name, body) {
+  installSignalHandlers();
+  let failed = false;
+  try {
+    await body();
+  } catch (e) {
+    failed = true;
+    process.stderr.write(`${name}: ${e?.stack ?? e}\n`);
+  } finally {
+    await cleanupAll();
+  }
+  process.exit(failed ? 1 : 0);
+}
