@@ -113,12 +113,12 @@ export function isPlainGrpc(headers: IncomingHttpHeaders): boolean {
   return enc === undefined || enc === 'identity';
 }
 
-/** Serves gRPC calls on raw HTTP/2 streams; `close` cancels every call still running. */
+/** Serves gRPC calls on raw HTTP/2 streams; `shutdown` cancels every call still running. */
 export class GrpcServer {
   private readonly calls = new Set<GrpcCall>();
   private shutdownReason: unknown;
 
-  constructor(private readonly opts: GrpcServeOptions) {}
+  constructor(readonly options: GrpcServeOptions) {}
 
   handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const call = new GrpcCall(this, stream, headers);
@@ -134,10 +134,6 @@ export class GrpcServer {
   shutdown(reason: unknown): void {
     this.shutdownReason = reason;
     for (const c of this.calls) c.abort(reason);
-  }
-
-  get options(): GrpcServeOptions {
-    return this.opts;
   }
 
   done(call: GrpcCall): void {

@@ -187,7 +187,7 @@ async function send<I extends DescMessage, O extends DescMessage>(
           messages.length === 0
             ? 'protocol error: missing output message for unary method'
             : 'protocol error: received extra output message for unary method',
-          messages.length === 0 ? Code.Unimplemented : Code.Unimplemented,
+          Code.Unimplemented,
         );
       }
       let message: O extends DescMessage ? ReturnType<typeof fromBinary<O>> : never;
