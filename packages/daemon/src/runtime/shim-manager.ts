@@ -271,20 +271,19 @@ export class ShimManager {
   }
 
   private async stop(entry: ShimEntry, signal?: AbortSignal): Promise<void> {
-    const shim = entry;
     this.drop(entry);
-    const k = this.key(shim.namespace, shim.id);
+    const k = this.key(entry.namespace, entry.id);
     const done = (async () => {
       try {
         await entry.ready;
-        await entry.client.shutdown({ id: shim.id }, { signal, timeoutMs: 5000 });
+        await entry.client.shutdown({ id: entry.id }, { signal, timeoutMs: 5000 });
       } catch (e) {
-        this.log.debug({ shim: shim.id, err: e }, 'shim shutdown');
+        this.log.debug({ shim: entry.id, err: e }, 'shim shutdown');
       }
       // The socket answers until the shim has exited; a new shim of the same id must not find it.
       await this.waitGone(entry, 5000);
       entry.connection?.close();
-      this.log.info({ shim: shim.id, namespace: shim.namespace }, 'shim stopped');
+      this.log.info({ shim: entry.id, namespace: entry.namespace }, 'shim stopped');
     })();
     this.retiring.set(k, done);
     try {
