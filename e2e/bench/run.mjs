@@ -4,10 +4,11 @@
 //   node e2e/bench/run.mjs seed [--n 1000] [--concurrency 10] [--target ctrd|containerd]
 //     N containers started C at a time through containerd's v1 API; the seed's report of the time
 //     each start took (Containers.Create + Tasks.Create + Tasks.Start) and containers per second.
-//   node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc|containerd|ctrd]
+//   node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc,runc-cs,containerd,ctrd]
 //                                     [--rootfs path,overlay]
 //     N starts at each concurrency against raw runc (`runc run -d` of prepared bundles through
-//     @ctrd/runc-client), stock containerd and ctrd: starts/s, p50/p99 and the ratios; each with
+//     @ctrd/runc-client; runc-cs: `runc create` then `runc start`, the floor both daemons share),
+//     stock containerd and ctrd: starts/s, p50/p99 and the ratios; each with
 //     the spec's root on a shared directory (path) and on an overlayfs snapshot per container.
 //
 // Build first (npx tsc -b packages/daemon packages/ctr packages/runc-client). Needs root.
@@ -33,7 +34,7 @@ import { startTarget } from './lib/targets.mjs';
 
 const USAGE = [
   'node e2e/bench/run.mjs seed [--n 1000] [--concurrency 10] [--target ctrd|containerd]',
-  '       node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc|containerd|ctrd] [--rootfs path,overlay]',
+  '       node e2e/bench/run.mjs throughput [--n 100] [--concurrency 1,10,50] [--target all|runc,runc-cs,containerd,ctrd] [--rootfs path,overlay]',
 ].join('\n');
 const { values, positionals } = benchArgs(USAGE, {
   n: { type: 'string' },
@@ -136,10 +137,11 @@ async function daemonRunner(name, rootfs, variant = 'path') {
 }
 
 /**
- * Raw runc: one bundle per container (the same spec), `runc run -d`, then kill + delete --force.
+ * Raw runc: one bundle per container (the same spec), `runc run -d` (or, `createStart`, `runc create`
+ * then `runc start`, as both daemons' shims do), then kill + delete --force.
  * `variant` "overlay": the timed start also mounts the container's overlay (lower: the rootfs).
  */
-async function runcRunner(rootfs, variant = 'path') {
+async function runcRunner(rootfs, variant = 'path', createStart = false) {
   const dir = await mkdtemp(join(tmpdir(), 'ctrd-bench-runc-'));
   const undoDir = defer('runc dir', () => rm(dir, { recursive: true, force: true }));
   const runc = new Runc({ root: join(dir, 'root') });
@@ -159,7 +161,7 @@ async function runcRunner(rootfs, variant = 'path') {
   };
   const undoContainers = defer('runc containers', clear);
   return {
-    name: 'runc',
+    name: createStart ? 'runc-cs' : 'runc',
     async run(ids, concurrency) {
       // Bundles are prepared before the clock starts: runc is timed on `run -d` alone.
       for (const id of ids) {
@@ -175,7 +177,9 @@ async function runcRunner(rootfs, variant = 'path') {
         started.add(id);
         const bundle = join(dir, 'bundles', id);
         if (variant === 'overlay') await mountOverlay(rootfs, bundle);
-        await runc.run(id, bundle, { detach: true });
+        if (!createStart) return runc.run(id, bundle, { detach: true });
+        await runc.create(id, bundle);
+        await runc.start(id);
       });
       inflight = p;
       return p;
@@ -212,7 +216,10 @@ async function throughput(rootfs) {
   const n = intFlag(values.n ?? '100', 'n');
   const levels = (values.concurrency ?? '1,10,50').split(',').map((c) => intFlag(c, 'concurrency'));
   const which = values.target ?? 'all';
-  const names = which === 'all' ? ['runc', 'containerd', 'ctrd'] : which.split(',');
+  const names = which === 'all' ? ['runc', 'runc-cs', 'containerd', 'ctrd'] : which.split(',');
+  for (const t of names)
+    if (!['runc', 'runc-cs', 'containerd', 'ctrd'].includes(t))
+      throw new Error(`--target ${t}: expected all or a list of runc, runc-cs, containerd, ctrd`);
   const variants = (values.rootfs ?? 'path,overlay').split(',');
   for (const v of variants)
     if (v !== 'path' && v !== 'overlay') throw new Error(`--rootfs ${v}: expected path, overlay or both`);
@@ -222,7 +229,9 @@ async function throughput(rootfs) {
       benchSignal.throwIfAborted();
       log(`throughput: ${name}, rootfs ${variant}`);
       const runner =
-        name === 'runc' ? await runcRunner(rootfs, variant) : await daemonRunner(name, rootfs, variant);
+        name === 'runc' || name === 'runc-cs'
+          ? await runcRunner(rootfs, variant, name === 'runc-cs')
+          : await daemonRunner(name, rootfs, variant);
       for (const c of levels) {
         const ids = Array.from({ length: n }, (_, i) => `${variant[0]}${c}-${i}`);
         const { samples, seconds, cpu } = await runner.run(ids, c);

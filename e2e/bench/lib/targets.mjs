@@ -163,6 +163,12 @@ export async function startCtrd() {
       const ours = () => new Set([...shimPids(), ...pidsWithArg(state)]);
       const shims = ours();
       await proc.stop();
+      // A profiled shim writes its profile as it exits: give it the time before any SIGKILL.
+      if (profDir) {
+        const until = Date.now() + 10_000;
+        while (Date.now() < until && [...shims, ...ours()].some(alive))
+          await new Promise((r) => setTimeout(r, 200));
+      }
       for (let pass = 0; pass < 3; pass++) {
         const left = new Set([...shims, ...ours()].filter(alive));
         if (left.size === 0 && pass > 0) break;
