@@ -65,7 +65,11 @@ export class EventPublisher {
     this.compact();
     if (!this.running) {
       this.running = true;
-      void this.run();
+      // A task call publishes its event just before it answers, and its answer is written in the
+      // microtasks that follow. Sending from the next macrotask puts the answer on the wire first,
+      // so the daemon answers its client before it handles the event (~2.5 ms of a Create or a
+      // Start at C=1). The order of events among themselves is unchanged.
+      setImmediate(() => void this.run());
     }
   }
 

@@ -29,6 +29,21 @@ describe('event publisher', () => {
     expect(p.sent).toBe(3);
   });
 
+  it('sends from the next macrotask, so the answer of the call that published goes first', async () => {
+    const sent: string[] = [];
+    const p = new EventPublisher({
+      forward: async (e) => {
+        sent.push(e.topic);
+      },
+    });
+    p.publish(ev('/tasks/start'));
+    // What a handler does after publishing (build and write its answer) runs in microtasks.
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(sent).toEqual([]);
+    await p.drained();
+    expect(sent).toEqual(['/tasks/start']);
+  });
+
   it('queues while the daemon is down and delivers everything in order when it returns', async () => {
     const d = new FakeDaemon();
     const p = new EventPublisher({ forward: d.forward, minBackoffMs: 5, maxBackoffMs: 20 });
