@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import * as argv from './argv.js';
@@ -411,12 +412,15 @@ export class Runc {
     }
   }
 
+  // The call dir (pid file, runc's log) and the small files in it are made, read and removed
+  // synchronously: microseconds each, where every async call costs a thread-pool round trip, and a
+  // create made a dozen of them around runc.
   private async withCallDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), 'runc-call-'));
+    const dir = mkdtempSync(join(tmpdir(), 'runc-call-'));
     try {
       return await fn(dir);
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   }
 
@@ -501,7 +505,7 @@ export class Runc {
     if (inv.signal?.aborted) throw abortError(inv.signal, `runc ${inv.verb}`);
 
     let logText = stderr;
-    if (callLog) logText = await readFile(callLog, 'utf8').catch(() => '');
+    if (callLog) logText = readOptional(callLog);
     else if (this.options.log && io) logText = await readFrom(this.options.log, logStart);
     const runcFailed = runcMessageFrom(logText.split('\n').filter(isErrorLine).join('\n')) !== '';
 
@@ -541,10 +545,21 @@ async function readFrom(path: string, offset: number): Promise<string> {
   }
 }
 
+function readOptional(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function readPid(verb: string, pidFile: string): Promise<number> {
-  const text = await readFile(pidFile, 'utf8').catch((e: unknown) => {
+  let text: string;
+  try {
+    text = readFileSync(pidFile, 'utf8');
+  } catch (e) {
     throw new Error(`runc ${verb}: pid file ${pidFile} unreadable after runc succeeded`, { cause: e });
-  });
+  }
   const pid = Number.parseInt(text.trim(), 10);
   if (!(pid > 0))
     throw new Error(`runc ${verb}: pid file ${pidFile} holds ${JSON.stringify(text)}, not a pid`);

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
@@ -88,8 +89,8 @@ export async function readExitFile(path: string, signal?: AbortSignal): Promise<
 }
 
 /** Removes a stale exit file before a task (re)starts in the same bundle. */
-export async function removeExitFile(path: string): Promise<void> {
-  await rm(path, { force: true });
+export function removeExitFile(path: string): void {
+  rmSync(path, { force: true });
 }
 
 export async function ensureDir(path: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { create } from '@bufbuild/protobuf';
@@ -170,7 +170,7 @@ export class TaskManager {
     if (!isAbsolute(bundle)) {
       throw new InvalidArgument(`task ${req.id}: bundle ${JSON.stringify(bundle)} must be an absolute path`);
     }
-    await readSpec(req.id, bundle);
+    readSpec(req.id, bundle);
     if (req.checkpoint !== '') {
       throw new FailedPrecondition(`task ${req.id}: restore from checkpoint is not supported by ctrd-shim`);
     }
@@ -196,7 +196,7 @@ export class TaskManager {
         if (e instanceof StdioError) throw new InvalidArgument(`task ${req.id}: ${e.message}`, { cause: e });
         throw e;
       }
-      await removeExitFile(exitFilePath(bundle));
+      removeExitFile(exitFilePath(bundle));
       if (req.rootfs.length > 0) {
         await mountRootfs(
           bundle,
@@ -206,7 +206,7 @@ export class TaskManager {
         task.rootfsMounted = true;
       }
       const pidFile = join(bundle, INIT_PID_FILE);
-      await rm(pidFile, { force: true });
+      rmSync(pidFile, { force: true });
       const console = req.terminal ? await this.opts.runtime.newConsoleSocket(bundle, signal) : undefined;
       try {
         const masterP = console?.receiveMaster(signal);
@@ -227,7 +227,7 @@ export class TaskManager {
       } finally {
         console?.close();
       }
-      init.pid = await readPid(pidFile);
+      init.pid = readPid(pidFile);
     } catch (e) {
       if (created) await this.opts.runtime.delete(req.id, true).catch(() => {});
       io.close();
@@ -302,7 +302,7 @@ export class TaskManager {
 
   private async startExec(task: Task, p: ShimProcess, signal?: AbortSignal): Promise<number> {
     const pidFile = join(task.bundle, `exec-${p.execId}.pid`);
-    await rm(pidFile, { force: true });
+    rmSync(pidFile, { force: true });
     try {
       await p.io.open(task.namespace, task.id, signal);
     } catch (e) {
@@ -325,8 +325,8 @@ export class TaskManager {
       await op;
       if (masterP) p.io.attachConsole(await masterP);
       else p.io.started();
-      p.pid = await readPid(pidFile);
-      await rm(pidFile, { force: true });
+      p.pid = readPid(pidFile);
+      rmSync(pidFile, { force: true });
     } catch (e) {
       p.io.close();
       p.starting = undefined;
@@ -703,13 +703,16 @@ export class TaskManager {
   }
 }
 
-async function readSpec(id: string, bundle: string): Promise<unknown> {
+// The bundle's small files (spec, pid files, exit file) are read and removed synchronously on the
+// paths of create, start and exec: each call takes microseconds on the state dir, where an async
+// call costs a thread-pool round trip (a create made a dozen of them).
+function readSpec(id: string, bundle: string): unknown {
   const path = join(bundle, 'config.json');
   let text: string;
   try {
-    const st = await stat(bundle);
+    const st = statSync(bundle);
     if (!st.isDirectory()) throw new InvalidArgument(`task ${id}: bundle ${bundle} is not a directory`);
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     if (e instanceof InvalidArgument) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -733,8 +736,8 @@ async function readSpec(id: string, bundle: string): Promise<unknown> {
   return spec;
 }
 
-async function readPid(path: string): Promise<number> {
-  const text = await readFile(path, 'utf8');
+function readPid(path: string): number {
+  const text = readFileSync(path, 'utf8');
   const pid = Number(text.trim());
   if (!Number.isSafeInteger(pid) || pid <= 0)
     throw new Unknown(`pid file ${path}: no valid pid in ${JSON.stringify(text)}`);

@@ -1,10 +1,15 @@
-import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AlreadyExists, FailedPrecondition } from '@ctrd/api-proto';
 
 // Bundles: state/bundles/<ns>/<id>, 0700, holding config.json (the stored spec's bytes, never
 // re-encoded), rootfs/ (mounted by the shim), and what restart recovery needs: the shim's address
 // and id.
+//
+// Creating and removing a bundle is a handful of small-file calls under the state dir (a tmpfs,
+// /run/ctrd, by default), made synchronously: each takes microseconds, where the same calls through
+// libuv's thread pool cost a round trip apiece, about 2 ms of every Tasks.Create at C=1.
 
 export const ADDRESS_FILE = 'address';
 export const SHIM_ID_FILE = 'shim-id';
@@ -23,28 +28,28 @@ export async function createBundle(
   id: string,
   spec: Uint8Array,
 ): Promise<string> {
-  await mkdir(join(bundlesDir(stateDir), namespace), { recursive: true, mode: 0o711 });
+  mkdirSync(join(bundlesDir(stateDir), namespace), { recursive: true, mode: 0o711 });
   const path = bundlePath(stateDir, namespace, id);
   try {
-    await mkdir(path, { mode: 0o700 });
+    mkdirSync(path, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST')
       throw new AlreadyExists(`task ${id}: bundle ${path} already exists`, { cause: e });
     throw e;
   }
   try {
-    await writeFile(join(path, 'config.json'), spec, { mode: 0o600 });
-    await mkdir(join(path, 'rootfs'), { mode: 0o711 });
+    writeFileSync(join(path, 'config.json'), spec, { mode: 0o600 });
+    mkdirSync(join(path, 'rootfs'), { mode: 0o711 });
   } catch (e) {
-    await rm(path, { recursive: true, force: true });
+    rmSync(path, { recursive: true, force: true });
     throw e;
   }
   return path;
 }
 
 export async function writeShimRecord(bundle: string, shimId: string, address: string): Promise<void> {
-  await writeFile(join(bundle, ADDRESS_FILE), address, { mode: 0o600 });
-  await writeFile(join(bundle, SHIM_ID_FILE), shimId, { mode: 0o600 });
+  writeFileSync(join(bundle, ADDRESS_FILE), address, { mode: 0o600 });
+  writeFileSync(join(bundle, SHIM_ID_FILE), shimId, { mode: 0o600 });
 }
 
 export interface BundleRecord {
@@ -96,7 +101,7 @@ export async function listBundles(stateDir: string): Promise<BundleRecord[]> {
  */
 export async function removeBundle(path: string): Promise<void> {
   try {
-    await rmdir(join(path, 'rootfs'));
+    rmdirSync(join(path, 'rootfs'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT')
@@ -105,5 +110,5 @@ export async function removeBundle(path: string): Promise<void> {
         { cause: e },
       );
   }
-  await rm(path, { recursive: true, force: true });
+  rmSync(path, { recursive: true, force: true });
 }
