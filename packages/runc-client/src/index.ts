@@ -24,6 +24,7 @@ export { compareVersions, MIN_RUNC_VERSION, parseVersion, Runc } from './runc.js
 export {
   closeFd,
   decodeWaitStatus,
+  peekExitedChild,
   setChildSubreaper,
   setWinsize,
   type WaitPidOptions,

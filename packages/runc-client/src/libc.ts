@@ -16,6 +16,8 @@ export interface Libc {
   dupCloexec(fd: number): number;
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
+  /** waitid(2); `info` is a siginfo_t (128 bytes). */
+  waitid(idtype: number, id: number, info: Buffer, options: number): number;
   ioctlWinsize(fd: number, req: number, ws: Uint16Array): number;
   /**
    * posix_spawn(3) on koffi's worker thread: the vfork'ed child runs until its exec while the event
@@ -56,6 +58,7 @@ export function loadLibc(): Libc {
     })() as never,
     prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
+    waitid: f('int waitid(int idtype, int id, _Out_ void *info, int options)'),
     ioctlWinsize: f('int ioctl(int fd, unsigned long req, const uint16_t *ws)'),
     posixSpawnAsync: (() => {
       const spawn = lib.func(

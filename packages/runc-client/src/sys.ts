@@ -5,6 +5,13 @@ import { ECHILD, EINTR, loadLibc, sysError } from './libc.js';
 
 const PR_SET_CHILD_SUBREAPER = 36;
 const WNOHANG = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+const P_ALL = 0;
+// siginfo_t is 128 bytes; for SIGCHLD, si_pid follows si_signo, si_errno, si_code and the union's
+// 8-byte alignment on 64-bit Linux.
+const SIGINFO_SIZE = 128;
+const SI_PID_OFFSET = 16;
 const TIOCSWINSZ = 0x5414;
 
 /**
@@ -50,6 +57,27 @@ export function waitPid(pid: number, opts: WaitPidOptions = {}): WaitResult | un
     if (e.errno === EINTR) continue;
     if (e.errno === ECHILD)
       e.message = `wait for pid ${pid}: not a child of this process (or already reaped)`;
+    throw e;
+  }
+}
+
+/**
+ * The pid of a child that has exited and is waiting to be reaped, or undefined when there is none:
+ * waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT), which leaves the child as it is. A subreaper learns
+ * which child a SIGCHLD was for without asking each child in turn; it then reaps that pid (waitPid)
+ * only if the pid is its own to reap (not one Node spawned, which libuv reaps).
+ */
+export function peekExitedChild(): number | undefined {
+  const info = Buffer.alloc(SIGINFO_SIZE);
+  for (;;) {
+    const r = loadLibc().waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT);
+    if (r === 0) {
+      const pid = info.readInt32LE(SI_PID_OFFSET);
+      return pid > 0 ? pid : undefined;
+    }
+    const e = sysError('waitid', 'look for an exited child');
+    if (e.errno === EINTR) continue;
+    if (e.errno === ECHILD) return undefined;
     throw e;
   }
 }

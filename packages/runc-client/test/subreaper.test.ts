@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeWaitStatus, Runc, setChildSubreaper, waitPid } from '../src/index.js';
+import { decodeWaitStatus, peekExitedChild, Runc, setChildSubreaper, waitPid } from '../src/index.js';
 import { alive, makeSandbox, RUNC, type Sandbox } from './helpers/rootfs.js';
 
 // The exit status of a detached container's init, learnt the way a shim does: as the subreaper the
@@ -29,6 +29,24 @@ describe('wait status decoding', () => {
   it('waitPid refuses bad pids and says when a pid is not our child', () => {
     expect(() => waitPid(0)).toThrow(RangeError);
     expect(() => waitPid(1, { noHang: true })).toThrow(/not a child of this process/);
+  });
+
+  it('peekExitedChild names an exited child without reaping it', async () => {
+    const child = spawn('/bin/sh', ['-c', 'exit 6']);
+    const pid = child.pid as number;
+    // libuv reaps its own children on SIGCHLD, so look before the loop runs again.
+    const until = Date.now() + 5000;
+    let seen: number | undefined;
+    while (seen === undefined && Date.now() < until) {
+      seen = peekExitedChild();
+      if (seen === undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+    expect(seen).toBe(pid);
+    // Still there to be reaped: asking again names it again, and Node still gets its status.
+    expect(peekExitedChild()).toBe(pid);
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(6);
+    expect(peekExitedChild()).toBeUndefined();
   });
 
   it('waiting on one pid leaves Node its own children', async () => {

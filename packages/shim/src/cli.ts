@@ -94,6 +94,7 @@ async function serve(options: ReturnType<typeof parseCommandLine>['options']): P
       waitExit: reaped,
     }),
     waitPid: sys.waitPid,
+    peekExited: sys.peekExited,
     setSubreaper: sys.setSubreaper,
     stats: createStatsReader(),
     logger,

@@ -7,8 +7,11 @@ import type { Logger } from './logger.js';
 // it when runc exits, and so is every orphan of a container that shares the host pid namespace. It
 // must collect each exit status exactly and leave no zombie.
 //
-// libuv reaps the children Node spawned (the runc invocations) by pid. waitpid(-1) would steal their
-// status and hang those calls, so the reaper only ever waits for specific pids:
+// libuv reaps the children Node spawned by pid. waitpid(-1) would steal their status and hang those
+// calls, so the reaper only ever waits for specific pids. On a SIGCHLD it asks the kernel which child
+// exited without reaping it (waitid WNOWAIT, `peekExited`) and reaps that pid, one exit at a time:
+// the cost follows the exits, not the number of containers running. When that names a child Node
+// spawned, or without `peekExited`, it looks at
 //  - the pids it was asked to watch (container inits and execs, from runc's --pid-file);
 //  - our other children, which Node did not spawn (Node's are learned from the `child_process`
 //    diagnostics channel): orphans of containers. The kernel lists a process's children per thread
@@ -28,8 +31,13 @@ export interface ExitInfo {
 /** waitpid(pid, WNOHANG) as the reaper needs it. */
 export type WaitPid = (pid: number) => { exitStatus: number } | 'running' | 'not-child';
 
+/** A child that exited and is not reaped yet (waitid WNOHANG|WNOWAIT), or undefined. */
+export type PeekExited = () => number | undefined;
+
 export interface ReaperOptions {
   waitPid: WaitPid;
+  /** Without it, every SIGCHLD reads the children lists and asks each child (see the top). */
+  peekExited?: PeekExited | undefined;
   logger?: Logger | undefined;
   /** Safety sweep period in ms (default 5000); SIGCHLD does the prompt work. */
   intervalMs?: number;
@@ -54,7 +62,10 @@ export class Reaper {
   private readonly watched = new Map<number, Watch>();
   private readonly unclaimed = new Map<number, ExitInfo>();
   private readonly spawned = new Set<ChildProcess>();
-  private readonly opts: Required<Omit<ReaperOptions, 'logger'>> & { logger?: Logger | undefined };
+  private readonly opts: Required<Omit<ReaperOptions, 'logger' | 'peekExited'>> &
+    Pick<ReaperOptions, 'logger' | 'peekExited'>;
+  /** Pids watched since the last check: each is looked at once, in case it is already gone. */
+  private readonly fresh = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private childrenUnsupported = false;
@@ -114,6 +125,7 @@ export class Reaper {
       resolve = r;
     });
     this.watched.set(pid, { resolve, promise });
+    this.fresh.add(pid);
     this.schedule();
     return promise;
   }
@@ -128,13 +140,22 @@ export class Reaper {
   }
 
   /**
-   * Checks our children now. Where the kernel lists a process's children
+   * Checks our children now. With `peekExited`, the exited children are reaped one by one as the
+   * kernel names them, and the pids watched since the last check are looked at once; the rest of
+   * this is then the fallback, and the safety timer's full look. Where the kernel lists a process's children
    * (/proc/<pid>/task/<tid>/children), each child on the main thread's list that Node did not
    * spawn is asked waitpid(WNOHANG) (containers, orphans), and so is each watched pid not on it.
    * Without the lists, every watched pid is asked and /proc is swept for zombies, throttled.
    * `full` (the safety timer) reads every thread's list and sweeps /proc as well.
    */
   check(full = false): void {
+    if (!full && this.opts.peekExited && this.reapExited(this.opts.peekExited)) {
+      const fresh = [...this.fresh];
+      this.fresh.clear();
+      this.settleWatched(fresh);
+      return;
+    }
+    this.fresh.clear();
     const kids = this.children(full);
     if (kids === undefined) {
       this.checkWatched(full);
@@ -149,15 +170,43 @@ export class Reaper {
     // Watched pids not in that list: runc's children still (container inits until runc exits),
     // our children on another thread's list (runc, posix_spawn'ed from koffi's worker thread), or
     // gone, reaped by their parent.
-    for (const [pid, w] of this.watched) {
-      if (kids.has(pid)) continue;
+    this.settleWatched(this.watched.keys(), kids);
+    if (full) this.sweep();
+  }
+
+  // Reaps each exited child waitid names until none is left; false when one is Node's (libuv reaps
+  // it: the peek cannot see past it) or cannot be reaped, so the caller looks the slower way.
+  private reapExited(peek: PeekExited): boolean {
+    let nodeKids: Set<number> | undefined;
+    for (let n = 0; n < 100_000; n++) {
+      let pid: number | undefined;
+      try {
+        pid = peek();
+      } catch (e) {
+        this.opts.logger?.error({ err: e }, 'waitid failed');
+        return false;
+      }
+      if (pid === undefined) return true;
+      nodeKids ??= this.nodeChildren();
+      if (nodeKids.has(pid)) return false;
+      const r = this.tryReap(pid);
+      if (r === 'running' || r === 'not-child' || r === 'error') return false;
+    }
+    return false;
+  }
+
+  // Each watched pid (but those in `skip`) is reaped if it exited; one that is neither ours nor in
+  // /proc any more was reaped by its parent (runc), and resolves with a status kept for it or 255.
+  private settleWatched(pids: Iterable<number>, skip?: Set<number>): void {
+    for (const pid of pids) {
+      const w = this.watched.get(pid);
+      if (!w || skip?.has(pid)) continue;
       const r = this.tryReap(pid);
       if (r !== 'not-child' || this.exists(pid)) continue;
       const early = this.claim(pid);
       this.watched.delete(pid);
       w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
     }
-    if (full) this.sweep();
   }
 
   // waitpid(pid, WNOHANG); an exit goes to its watcher, or is kept as an orphan's.

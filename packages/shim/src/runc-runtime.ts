@@ -1,6 +1,14 @@
-import { ConsoleSocket, fdIO, posixSpawner, Runc, setChildSubreaper, waitPid } from '@ctrd/runc-client';
+import {
+  ConsoleSocket,
+  fdIO,
+  peekExitedChild,
+  posixSpawner,
+  Runc,
+  setChildSubreaper,
+  waitPid,
+} from '@ctrd/runc-client';
 import type { Logger } from './logger.js';
-import type { WaitPid } from './reaper.js';
+import type { PeekExited, WaitPid } from './reaper.js';
 import type { Runtime } from './runtime.js';
 
 // The shim's Runtime on @ctrd/runc-client: one Runc per shim (binary, root), stdio as the fds the
@@ -97,9 +105,10 @@ export function createRuncRuntime(opts: RuncRuntimeOptions): Runtime {
 }
 
 /** The subreaper and waitpid helpers of @ctrd/runc-client in the reaper's terms. */
-export function runcSys(): { waitPid: WaitPid; setSubreaper: () => void } {
+export function runcSys(): { waitPid: WaitPid; peekExited: PeekExited; setSubreaper: () => void } {
   return {
     setSubreaper: setChildSubreaper,
+    peekExited: peekExitedChild,
     waitPid(pid) {
       try {
         const r = waitPid(pid, { noHang: true });

@@ -12,7 +12,7 @@ import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { OomWatcher } from './oom-watcher.js';
 import type { ShimOptions } from './options.js';
-import type { WaitPid } from './reaper.js';
+import type { PeekExited, WaitPid } from './reaper.js';
 import { Reaper } from './reaper.js';
 import type { Runtime } from './runtime.js';
 import { shimDir, shimSocketPath } from './socket-address.js';
@@ -26,6 +26,8 @@ import { createShimTasksService, createTaskService } from './task-service.js';
 export interface ShimDeps {
   runtime: Runtime;
   waitPid: WaitPid;
+  /** Which child exited, without reaping it (see Reaper); optional. */
+  peekExited?: PeekExited | undefined;
   /** PR_SET_CHILD_SUBREAPER for this process. */
   setSubreaper: () => void;
   stats?: StatsReader | undefined;
@@ -52,7 +54,7 @@ export class Shim {
   ) {
     this.log = deps.logger ?? silentLogger;
     this.socketPath = shimSocketPath(opts.stateDir, opts.namespace, opts.id, opts.address);
-    this.reaper = new Reaper({ waitPid: deps.waitPid, logger: this.log });
+    this.reaper = new Reaper({ waitPid: deps.waitPid, peekExited: deps.peekExited, logger: this.log });
     this.forwarder = createDaemonForwarder(opts.address);
     this.publisher = new EventPublisher({
       forward: this.forwarder.forward,

@@ -120,6 +120,47 @@ describe('reaper', () => {
     }
   });
 
+  it('with waitid naming the exited child, reaps per exit and still leaves Node its children', async () => {
+    reaper.stop();
+    const sys = runcSys();
+    let peeks = 0;
+    const peeking = new Reaper({
+      waitPid: sys.waitPid,
+      peekExited: () => {
+        peeks++;
+        return sys.peekExited();
+      },
+      intervalMs: 60_000,
+      sweepThrottleMs: 50,
+    });
+    peeking.start();
+    try {
+      const pids = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => orphan(`sleep 0.2; exit ${i + 40}`)),
+      );
+      // One already gone before it is watched: its status is kept for the watcher.
+      const early = await orphan('exit 47');
+      await new Promise((r) => setTimeout(r, 100));
+      const infos = await Promise.all([...pids, early].map((p) => peeking.watch(p)));
+      expect(infos.map((i) => i.exitStatus)).toEqual([40, 41, 42, 43, 44, 45, 47]);
+      const before = peeking.orphansReaped;
+      for (let i = 0; i < 3; i++) await orphan('sleep 0.1');
+      const own = await new Promise<number | null>((resolve) => {
+        const c = spawn('sh', ['-c', 'sleep 0.15; exit 9']);
+        c.on('exit', (code) => resolve(code));
+      });
+      expect(own).toBe(9);
+      await new Promise((r) => setTimeout(r, 400));
+      // No safety timer ran (60 s): SIGCHLD and the peek did it all.
+      expect(peeks).toBeGreaterThan(0);
+      expect(zombieChildren()).toEqual([]);
+      expect(peeking.orphansReaped).toBeGreaterThanOrEqual(before + 3);
+    } finally {
+      peeking.stop();
+      reaper.start();
+    }
+  });
+
   it('maps wait statuses like containerd', () => {
     expect(exitStatusOf(3, null)).toBe(3);
     expect(exitStatusOf(null, 9)).toBe(137);
