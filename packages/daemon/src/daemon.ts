@@ -1,9 +1,12 @@
 import { chown } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createServer, InvalidArgument, type Logger, type Server, silentLogger } from '@ctrd/api-proto';
+import type { Interceptor } from '@connectrpc/connect';
 import { builtinPlugins } from './builtin-plugins.js';
 import { callLogger } from './call-logger.js';
 import { jsonAnyInterceptor, jsonRegistry } from './json-any.js';
+import { durableInterceptor } from './store/durable-interceptor.js';
+import type { MetaStore } from './store/meta-store.js';
 import type { Config } from './config.js';
 import { listenPath, prepareDirs } from './dirs.js';
 import { initPlugins, type PluginRegistration, type PluginSet, PluginType } from './plugin.js';
@@ -59,6 +62,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     bindTelemetry(telemetry, plugins);
     await telemetry.start(opts.signal);
     const set0 = plugins;
+    // Calls that change the metadata store answer once the change is on disk (a store that failed
+    // to load leaves nothing to wait for).
+    const durable: Interceptor[] = [];
+    try {
+      durable.push(durableInterceptor(set0.get<MetaStore>(PluginType.Metadata, 'sqlite')));
+    } catch {}
     const server = await createServer({
       socketPath: socket,
       mode: 0o660,
@@ -68,7 +77,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         for (const s of set0.services)
           router.service(s.service, s.impl, { jsonOptions: { registry: jsonRegistry } });
       },
-      interceptors: [...(config.debug ? [callLogger(log)] : []), jsonAnyInterceptor],
+      interceptors: [...(config.debug ? [callLogger(log)] : []), jsonAnyInterceptor, ...durable],
       signal: opts.signal,
     });
     if (gid !== undefined) await chown(socket, -1, gid);

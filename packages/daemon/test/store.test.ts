@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lockRoot } from '../src/root-lock.js';
+import { durableInterceptor } from '../src/store/durable-interceptor.js';
 import { MetaStore } from '../src/store/meta-store.js';
 import { migrations } from '../src/store/migrations.js';
 
@@ -101,6 +102,108 @@ describe('metadata store', () => {
     } finally {
       s.close();
     }
+  });
+});
+
+describe('group commit', () => {
+  it('durable() syncs the WAL once for the changes made before it, shared by concurrent callers', async () => {
+    const path = join(dir, 'meta.db');
+    const s = new MetaStore(path);
+    try {
+      expect(s.db.pragma('synchronous', { simple: true })).toBe(1);
+      // Nothing changed: nothing to sync.
+      await s.durable();
+      expect(s.walSyncs).toBe(0);
+      const insert = s.db.prepare('INSERT INTO namespaces VALUES (?, ?, 1, 1)');
+      for (let i = 0; i < 5; i++) s.write(() => insert.run(`n${i}`, '{}'));
+      await Promise.all(Array.from({ length: 8 }, () => s.durable()));
+      expect(s.walSyncs).toBe(1);
+      // A change made while a sync runs gets a sync of its own after it.
+      s.write(() => insert.run('n5', '{}'));
+      const first = s.durable();
+      s.write(() => insert.run('n6', '{}'));
+      const second = s.durable();
+      await Promise.all([first, second]);
+      expect(s.walSyncs).toBe(3);
+      await s.durable();
+      expect(s.walSyncs).toBe(3);
+    } finally {
+      s.close();
+    }
+    // What was committed is there after reopening (the close checkpoints the WAL).
+    const again = new MetaStore(path);
+    try {
+      expect(again.db.prepare('SELECT count(*) FROM namespaces').pluck().get()).toBe(7);
+    } finally {
+      again.close();
+    }
+  });
+
+  it('a call that changed the store answers after durable(); a read-only call does not wait', async () => {
+    let changes = 0;
+    let synced = 0;
+    let release = () => {};
+    const store = {
+      get changeCount() {
+        return changes;
+      },
+      durable: () =>
+        new Promise<void>((r) => {
+          release = () => {
+            synced++;
+            r();
+          };
+        }),
+    };
+    const unary = { stream: false, method: { methodKind: 'unary' } } as never;
+    const answer = { stream: false, message: 'ok' } as never;
+    const writing = durableInterceptor(store)(async () => {
+      changes++;
+      return answer;
+    });
+    let answered = false;
+    const call = writing(unary).then((r) => {
+      answered = true;
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false);
+    release();
+    expect(await call).toBe(answer);
+    expect(synced).toBe(1);
+    const reading = durableInterceptor(store)(async () => answer);
+    expect(await reading(unary)).toBe(answer);
+    expect(synced).toBe(1);
+  });
+
+  it('a bidi stream waits before the message that follows a change; a server stream never waits', async () => {
+    let changes = 0;
+    let waits = 0;
+    const store = {
+      get changeCount() {
+        return changes;
+      },
+      durable: async () => {
+        waits++;
+      },
+    };
+    async function* out(): AsyncIterable<string> {
+      yield 'written';
+      changes++;
+      yield 'committed';
+    }
+    const seen = async (kind: string) => {
+      waits = 0;
+      const next = durableInterceptor(store)(async () => ({ stream: true, message: out() }) as never);
+      const res = (await next({ stream: true, method: { methodKind: kind } } as never)) as unknown as {
+        message: AsyncIterable<string>;
+      };
+      const got: string[] = [];
+      for await (const m of res.message) got.push(m);
+      return { got, waits };
+    };
+    expect(await seen('bidi_streaming')).toEqual({ got: ['written', 'committed'], waits: 1 });
+    expect(await seen('server_streaming')).toEqual({ got: ['written', 'committed'], waits: 0 });
   });
 });
 
