@@ -1,12 +1,17 @@
 import koffi from 'koffi';
 
-// Two syscalls the shim's stdio needs that Node lacks: real pipes for a container's stdio (libuv's
-// 'pipe' stdio is a socketpair, and a process whose stdout is a socket cannot open /dev/stdout), and
-// a close-on-exec dup for a second libuv handle on a pty master. Loaded on first use.
+// Syscalls the shim needs that Node lacks: real pipes for a container's stdio (libuv's 'pipe' stdio
+// is a socketpair, and a process whose stdout is a socket cannot open /dev/stdout), a close-on-exec
+// dup for a second libuv handle on a pty master, and mount(2)/umount2(2) for task rootfs. Loaded on
+// first use.
+
+type AsyncCall = (...args: unknown[]) => void;
 
 interface Libc {
   pipe2: (fds: Int32Array, flags: number) => number;
   fcntl: (fd: number, cmd: number, arg: number) => number;
+  mount: { async: AsyncCall };
+  umount2: { async: AsyncCall };
 }
 
 let libc: Libc | undefined;
@@ -17,6 +22,10 @@ function load(): Libc {
   libc = {
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as unknown as Libc['pipe2'],
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)') as unknown as Libc['fcntl'],
+    mount: lib.func(
+      'int mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data)',
+    ) as unknown as Libc['mount'],
+    umount2: lib.func('int umount2(const char *target, int flags)') as unknown as Libc['umount2'],
   };
   return libc;
 }
@@ -43,4 +52,57 @@ export function dupCloexec(fd: number): number {
   const r = load().fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (r < 0) throw errnoError('fcntl F_DUPFD_CLOEXEC');
   return r;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  12: 'ENOMEM',
+  13: 'EACCES',
+  16: 'EBUSY',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  40: 'ELOOP',
+};
+
+/** Runs a libc call on koffi's worker thread; resolves its errno (0 when it returned 0). */
+function callAsync(fn: { async: AsyncCall }, ...args: unknown[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, rc: number) => {
+      if (err) reject(err);
+      else resolve(rc === 0 ? 0 : koffi.errno());
+    });
+  });
+}
+
+function sysCallError(what: string, errno: number): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  const e = new Error(`${what}: ${code}`) as NodeJS.ErrnoException;
+  e.errno = errno;
+  e.code = code;
+  return e;
+}
+
+/** mount(2), off the event loop. */
+export async function mount(
+  source: string,
+  target: string,
+  type: string,
+  flags: number,
+  data: string,
+): Promise<void> {
+  const errno = await callAsync(load().mount, source, target, type, flags, data);
+  if (errno !== 0) throw sysCallError(`mount ${type} at ${target}`, errno);
+}
+
+export const MNT_DETACH = 2;
+export const EINVAL = 22;
+export const ENOENT = 2;
+export const EBUSY = 16;
+
+/** umount2(2), off the event loop; rejects with the errno as `errno`/`code`. */
+export async function umount2(target: string, flags: number): Promise<void> {
+  const errno = await callAsync(load().umount2, target, flags);
+  if (errno !== 0) throw sysCallError(`umount ${target}`, errno);
 }
