@@ -33,10 +33,26 @@ function load(): Libc {
 const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
 
-function errnoError(what: string): Error {
-  const errno = koffi.errno();
-  const e = new Error(`${what}: errno ${errno}`) as NodeJS.ErrnoException;
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  9: 'EBADF',
+  12: 'ENOMEM',
+  13: 'EACCES',
+  16: 'EBUSY',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  24: 'EMFILE',
+  40: 'ELOOP',
+};
+
+/** An Error for a failed libc call: `errno` and, where known, `code` set (EINVAL...). */
+function errnoError(what: string, errno = koffi.errno()): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES[errno];
+  const e = new Error(`${what}: ${code ?? `errno ${errno}`}`) as NodeJS.ErrnoException;
   e.errno = errno;
+  if (code) e.code = code;
   return e;
 }
 
@@ -54,18 +70,6 @@ export function dupCloexec(fd: number): number {
   return r;
 }
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  12: 'ENOMEM',
-  13: 'EACCES',
-  16: 'EBUSY',
-  19: 'ENODEV',
-  20: 'ENOTDIR',
-  22: 'EINVAL',
-  40: 'ELOOP',
-};
-
 /** Runs a libc call on koffi's worker thread; resolves its errno (0 when it returned 0). */
 function callAsync(fn: { async: AsyncCall }, ...args: unknown[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -74,14 +78,6 @@ function callAsync(fn: { async: AsyncCall }, ...args: unknown[]): Promise<number
       else resolve(rc === 0 ? 0 : koffi.errno());
     });
   });
-}
-
-function sysCallError(what: string, errno: number): NodeJS.ErrnoException {
-  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
-  const e = new Error(`${what}: ${code}`) as NodeJS.ErrnoException;
-  e.errno = errno;
-  e.code = code;
-  return e;
 }
 
 /** mount(2), off the event loop. */
@@ -93,7 +89,7 @@ export async function mount(
   data: string,
 ): Promise<void> {
   const errno = await callAsync(load().mount, source, target, type, flags, data);
-  if (errno !== 0) throw sysCallError(`mount ${type} at ${target}`, errno);
+  if (errno !== 0) throw errnoError(`mount ${type} at ${target}`, errno);
 }
 
 export const MNT_DETACH = 2;
@@ -104,5 +100,5 @@ export const EBUSY = 16;
 /** umount2(2), off the event loop; rejects with the errno as `errno`/`code`. */
 export async function umount2(target: string, flags: number): Promise<void> {
   const errno = await callAsync(load().umount2, target, flags);
-  if (errno !== 0) throw sysCallError(`umount ${target}`, errno);
+  if (errno !== 0) throw errnoError(`umount ${target}`, errno);
 }
