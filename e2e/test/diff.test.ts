@@ -208,6 +208,10 @@ describe('Diff service through a real daemon', () => {
     const chain = layer.diffId;
     const listed = await ok('snapshots', 'ls');
     expect(listed).toContain(chain);
+    // The import deleted its lease, which schedules a collection; the view made next has no lease
+    // and would be collected by it. A synchronous delete collects now, in its place.
+    await ok('leases', 'create', '--id', 'diff-gc-now');
+    await ok('leases', 'delete', '--sync', 'diff-gc-now');
     await ok('snapshots', 'view', 'bb-view', chain);
     await withView('bb-view', async (root) => {
       expect(readdirSync(join(root, 'bin'))).toContain('busybox');

@@ -101,6 +101,17 @@ describe('garbage collection of content', () => {
     expect(existsSync(blobFile(d))).toBe(false);
   });
 
+  it('a synchronous collection takes the place of one still scheduled', async () => {
+    await importImage('default', 'soon', 'four');
+    await h.client(ImagesService).delete({ name: 'soon' });
+    const before = gc().collections;
+    await gc().collect();
+    expect(gc().collections).toBe(before + 1);
+    // No second collection follows from the delete's schedule.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gc().collections).toBe(before + 1);
+  });
+
   it('a lease holds its content until it is deleted; expired and flat leases', async () => {
     const leases = h.client(LeasesService);
     await leases.create({ id: 'hold' });

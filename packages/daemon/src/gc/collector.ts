@@ -81,8 +81,15 @@ export class GarbageCollector implements GcHook {
     this.timer.unref();
   }
 
-  /** Runs a collection after any one in progress; resolves with what it removed. */
+  /**
+   * Runs a collection after any one in progress; resolves with what it removed. A scheduled one
+   * still waiting is dropped: this one sweeps what it would have (the deletions that asked for it
+   * are done), and a client that asked for a synchronous collection is not surprised by a second
+   * one moments later taking what it creates next.
+   */
   collect(signal?: AbortSignal): Promise<CollectResult> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     const run = this.chain.then(() => this.run(signal));
     this.chain = run.catch(() => undefined);
     return run;
