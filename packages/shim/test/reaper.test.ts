@@ -138,9 +138,10 @@ describe('reaper', () => {
       const pids = await Promise.all(
         Array.from({ length: 6 }, (_, i) => orphan(`sleep 0.2; exit ${i + 40}`)),
       );
-      // One already gone before it is watched: its status is kept for the watcher.
-      const early = await orphan('exit 47');
-      await new Promise((r) => setTimeout(r, 100));
+      // One already gone before it is watched (it outlives sh, which would otherwise reap it
+      // itself, then exits): its status is kept for the watcher.
+      const early = await orphan('sleep 0.2; exit 47');
+      await new Promise((r) => setTimeout(r, 600));
       const infos = await Promise.all([...pids, early].map((p) => peeking.watch(p)));
       expect(infos.map((i) => i.exitStatus)).toEqual([40, 41, 42, 43, 44, 45, 47]);
       const before = peeking.orphansReaped;
