@@ -34,7 +34,7 @@ export function createRuncRuntime(opts: RuncRuntimeOptions): Runtime {
   });
   return {
     async create(id, bundle, o, signal) {
-      await runc.create(id, bundle, {
+      const { pid } = await runc.create(id, bundle, {
         io: fdIO(o.stdio),
         pidFile: o.pidFile,
         consoleSocket: o.consoleSocket,
@@ -42,12 +42,13 @@ export function createRuncRuntime(opts: RuncRuntimeOptions): Runtime {
         noNewKeyring: o.noNewKeyring,
         signal,
       });
+      return pid;
     },
     async start(id, signal) {
       await runc.start(id, { signal });
     },
     async exec(id, process, o, signal) {
-      await runc.exec(id, {
+      const { pid } = await runc.exec(id, {
         process: process as object,
         detach: true,
         io: fdIO(o.stdio),
@@ -55,6 +56,7 @@ export function createRuncRuntime(opts: RuncRuntimeOptions): Runtime {
         consoleSocket: o.consoleSocket,
         signal,
       });
+      return pid;
     },
     async kill(id, sig, all, signal) {
       await runc.kill(id, sig, { all, signal });

@@ -42,9 +42,11 @@ export interface ConsoleSocket {
 }
 
 export interface Runtime {
-  create(id: string, bundle: string, opts: RuntimeCreateOptions, signal?: AbortSignal): Promise<void>;
+  /** Creates the container; resolves with its init's pid (as runc wrote it to `opts.pidFile`). */
+  create(id: string, bundle: string, opts: RuntimeCreateOptions, signal?: AbortSignal): Promise<number>;
   start(id: string, signal?: AbortSignal): Promise<void>;
-  exec(id: string, process: unknown, opts: RuntimeExecOptions, signal?: AbortSignal): Promise<void>;
+  /** Starts `process` in the container, detached; resolves with its pid (as written to `opts.pidFile`). */
+  exec(id: string, process: unknown, opts: RuntimeExecOptions, signal?: AbortSignal): Promise<number>;
   kill(id: string, sig: number, all: boolean, signal?: AbortSignal): Promise<void>;
   delete(id: string, force: boolean, signal?: AbortSignal): Promise<void>;
   /** The container's runc status (`created`, `running`, `paused`, `stopped`), or undefined if runc does not know it. */

@@ -211,7 +211,7 @@ export class TaskManager {
       try {
         const masterP = console?.receiveMaster(signal);
         masterP?.catch(() => {});
-        await this.opts.runtime
+        init.pid = await this.opts.runtime
           .create(
             req.id,
             bundle,
@@ -227,7 +227,6 @@ export class TaskManager {
       } finally {
         console?.close();
       }
-      init.pid = readPid(pidFile);
     } catch (e) {
       if (created) await this.opts.runtime.delete(req.id, true).catch(() => {});
       io.close();
@@ -322,10 +321,10 @@ export class TaskManager {
         signal,
       );
       p.starting = op.catch(() => {});
-      await op;
+      const pid = await op;
       if (masterP) p.io.attachConsole(await masterP);
       else p.io.started();
-      p.pid = readPid(pidFile);
+      p.pid = pid;
       rmSync(pidFile, { force: true });
     } catch (e) {
       p.io.close();
@@ -703,9 +702,10 @@ export class TaskManager {
   }
 }
 
-// The bundle's small files (spec, pid files, exit file) are read and removed synchronously on the
-// paths of create, start and exec: each call takes microseconds on the state dir, where an async
-// call costs a thread-pool round trip (a create made a dozen of them).
+// The bundle's small files (the spec read here, stale pid and exit files removed) are handled
+// synchronously on the paths of create and exec: each call takes microseconds on the state dir, where
+// an async call costs a thread-pool round trip (a create made a dozen of them). The pids themselves
+// come from the runtime, which has read runc's pid file already.
 function readSpec(id: string, bundle: string): unknown {
   const path = join(bundle, 'config.json');
   let text: string;
@@ -734,14 +734,6 @@ function readSpec(id: string, bundle: string): unknown {
   }
   validateProcess((spec as { process?: unknown }).process, `task ${id}: ${path}`, false);
   return spec;
-}
-
-function readPid(path: string): number {
-  const text = readFileSync(path, 'utf8');
-  const pid = Number(text.trim());
-  if (!Number.isSafeInteger(pid) || pid <= 0)
-    throw new Unknown(`pid file ${path}: no valid pid in ${JSON.stringify(text)}`);
-  return pid;
 }
 
 function runtimeError(what: string, e: unknown): Error {

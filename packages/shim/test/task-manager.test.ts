@@ -26,17 +26,17 @@ class FakeRuntime implements Runtime {
   calls: string[] = [];
   nextPid = 1000;
   failStart = false;
-  async create(id: string, _bundle: string, opts: { pidFile: string }) {
+  async create(id: string) {
     this.calls.push(`create ${id}`);
-    await writeFile(opts.pidFile, String(this.nextPid++));
+    return this.nextPid++;
   }
   async start(id: string) {
     this.calls.push(`start ${id}`);
     if (this.failStart) throw new Error('runc start failed: boom');
   }
-  async exec(id: string, _p: unknown, opts: { pidFile: string }) {
+  async exec(id: string) {
     this.calls.push(`exec ${id}`);
-    await writeFile(opts.pidFile, String(this.nextPid++));
+    return this.nextPid++;
   }
   async kill(id: string, sig: number) {
     this.calls.push(`kill ${id} ${sig}`);
