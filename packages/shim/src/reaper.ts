@@ -195,8 +195,10 @@ export class Reaper {
     return false;
   }
 
-  // Each watched pid (but those in `skip`) is reaped if it exited; one that is neither ours nor in
-  // /proc any more was reaped by its parent (runc), and resolves with a status kept for it or 255.
+  // Each watched pid (but those in `skip`) is reaped if it exited. One not (yet) ours may still have
+  // runc or sh as its parent, alive or as a zombie, and is reparented to us when that parent goes;
+  // only when /proc has no trace of it did its parent reap it: it resolves with a status kept for it,
+  // or 255.
   private settleWatched(pids: Iterable<number>, skip?: Set<number>): void {
     for (const pid of pids) {
       const w = this.watched.get(pid);
@@ -267,28 +269,7 @@ export class Reaper {
 
   // Without the children lists: every watched pid, then a throttled /proc sweep for the rest.
   private checkWatched(forceSweep: boolean): void {
-    for (const [pid, w] of this.watched) {
-      let r: ReturnType<WaitPid>;
-      try {
-        r = this.opts.waitPid(pid);
-      } catch (e) {
-        this.opts.logger?.error({ err: e, pid }, 'waitpid failed');
-        continue;
-      }
-      if (r === 'running') continue;
-      if (r === 'not-child') {
-        // Not (yet) ours: runc or sh may still be its parent, alive or as a zombie, and it is
-        // reparented to us when that parent goes. Only when /proc has no trace of it did someone
-        // else reap it.
-        if (this.exists(pid)) continue;
-        const early = this.claim(pid);
-        this.watched.delete(pid);
-        w.resolve(early ?? { pid, exitStatus: 255, exitedAt: new Date() });
-        continue;
-      }
-      this.watched.delete(pid);
-      w.resolve({ pid, exitStatus: r.exitStatus, exitedAt: new Date() });
-    }
+    this.settleWatched(this.watched.keys());
     const now = Date.now();
     if (forceSweep || now - this.lastSweep >= this.opts.sweepThrottleMs) {
       this.lastSweep = now;
