@@ -5,8 +5,8 @@
 // @ctrd/api-proto/mount.
 
 export const PAGE_SIZE = 4096;
-// containerd compacts when the options come within 512 bytes of the page (mount_linux.go).
-const COMPACT_AT = PAGE_SIZE - 512;
+/** Options this long get their lowerdirs compacted: within 512 bytes of the page, as containerd (mount_linux.go). */
+export const COMPACT_AT = PAGE_SIZE - 512;
 
 /** The parts of a containerd Mount (or anything shaped like one) that make the command line. */
 export interface MountLike {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { mountCommand, PAGE_SIZE } from '@ctrd/api-proto/mount';
+import { COMPACT_AT, mountCommand } from '@ctrd/api-proto/mount';
 import { EBUSY, EINVAL, ENOENT, MNT_DETACH, mount, umount2 } from './sys.js';
 
 // The rootfs mounts of a Create request (a snapshot: one overlay, or a bind) are mounted at
@@ -76,9 +76,6 @@ const MOUNT8_WORDS = new Set([
   'runbindable',
 ]);
 
-// Data near a page goes through mount(8), which shortens the lowerdirs (see @ctrd/api-proto/mount).
-const DIRECT_DATA_MAX = PAGE_SIZE - 512;
-
 /** How `m` is mounted with mount(2), or undefined when it is left to mount(8). */
 export function directMount(m: MountSpec): { flags: number; data: string } | undefined {
   if (m.type !== 'overlay') return undefined;
@@ -95,7 +92,8 @@ export function directMount(m: MountSpec): { flags: number; data: string } | und
     data.push(o);
   }
   const joined = data.join(',');
-  if (joined.length >= DIRECT_DATA_MAX) return undefined;
+  // Data near a page goes through mount(8), which runs where the lowerdirs can be shortened.
+  if (joined.length >= COMPACT_AT) return undefined;
   return { flags, data: joined };
 }
 
