@@ -1,3 +1,4 @@
+import { getSystemErrorName } from 'node:util';
 import koffi from 'koffi';
 
 // The libc calls Node does not expose: receiving a file descriptor over a unix socket (SCM_RIGHTS),
@@ -98,25 +99,19 @@ export const EAGAIN = 11;
 export const EINTR = 4;
 export const ECHILD = 10;
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  4: 'EINTR',
-  9: 'EBADF',
-  10: 'ECHILD',
-  11: 'EAGAIN',
-  13: 'EACCES',
-  22: 'EINVAL',
-  25: 'ENOTTY',
-  98: 'EADDRINUSE',
-};
+/** The errno's name (ENOENT...), from libuv's table; undefined for a number it does not know. */
+export function errnoName(err: number): string | undefined {
+  if (!(err > 0)) return undefined;
+  const name = getSystemErrorName(-err);
+  return name.startsWith('E') ? name : undefined;
+}
 
 /** An Error shaped like Node's system errors (code, errno, syscall). */
 export function sysError(syscall: string, what: string, err = errno()): NodeJS.ErrnoException {
-  const code = ERRNO_NAMES[err] ?? `errno ${err}`;
-  const e = new Error(`${what}: ${syscall} failed with ${code}`) as NodeJS.ErrnoException;
+  const name = errnoName(err);
+  const e = new Error(`${what}: ${syscall} failed with ${name ?? `errno ${err}`}`) as NodeJS.ErrnoException;
   e.errno = err;
-  e.code = ERRNO_NAMES[err] ?? 'UNKNOWN';
+  e.code = name ?? 'UNKNOWN';
   e.syscall = syscall;
   return e;
 }

@@ -2,7 +2,7 @@ import { spawn as nodeSpawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { errno, loadLibc } from './libc.js';
+import { errno, errnoName, loadLibc } from './libc.js';
 
 // How runc processes are started, as go-runc's ProcessMonitor: an interface the caller may replace.
 // The default is Node's child_process. Node forks (clone without CLONE_VM), so each spawn copies the
@@ -91,7 +91,7 @@ export function exitFromStatus(status: number): SpawnExit {
 }
 
 function libcError(call: string, code: number): NodeJS.ErrnoException {
-  const name = Object.entries(constants.errno).find(([, n]) => n === code)?.[0] ?? `errno ${code}`;
+  const name = errnoName(code) ?? `errno ${code}`;
   const err = new Error(`${call}: ${name}`) as NodeJS.ErrnoException;
   err.code = name;
   err.errno = code;

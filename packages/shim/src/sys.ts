@@ -1,3 +1,4 @@
+import { getSystemErrorName } from 'node:util';
 import koffi from 'koffi';
 
 // Syscalls the shim needs that Node lacks: real pipes for a container's stdio (libuv's 'pipe' stdio
@@ -33,23 +34,10 @@ function load(): Libc {
 const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  9: 'EBADF',
-  12: 'ENOMEM',
-  13: 'EACCES',
-  16: 'EBUSY',
-  19: 'ENODEV',
-  20: 'ENOTDIR',
-  22: 'EINVAL',
-  24: 'EMFILE',
-  40: 'ELOOP',
-};
-
 /** An Error for a failed libc call: `errno` and, where known, `code` set (EINVAL...). */
 function errnoError(what: string, errno = koffi.errno()): NodeJS.ErrnoException {
-  const code = ERRNO_NAMES[errno];
+  const name = errno > 0 ? getSystemErrorName(-errno) : '';
+  const code = name.startsWith('E') ? name : undefined;
   const e = new Error(`${what}: ${code ?? `errno ${errno}`}`) as NodeJS.ErrnoException;
   e.errno = errno;
   if (code) e.code = code;
