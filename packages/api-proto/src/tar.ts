@@ -3,6 +3,7 @@
 
 export type { Compression, DecompressOptions } from './tar/decompress.js';
 export { decompressStream, detectCompression, gzipStream, hasNativeZstd } from './tar/decompress.js';
+export { decodeName, encodeName, hasEscapedBytes } from './tar/names.js';
 export type { TarReaderOptions } from './tar/reader.js';
 export { readTar, TarReader } from './tar/reader.js';
 export type { TarEntry, TarEntryType, TarHeader } from './tar/types.js';

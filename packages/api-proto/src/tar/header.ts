@@ -1,4 +1,5 @@
 import { InvalidArgument } from '../errors.js';
+import { decodeName } from './names.js';
 
 // The 512-byte tar header block: field offsets of the ustar layout (POSIX.1-1988), the GNU
 // variant of the magic, octal and base-256 numbers and the checksum.
@@ -48,12 +49,10 @@ export function isZeroBlock(block: Uint8Array): boolean {
   return true;
 }
 
-const decoder = new TextDecoder('utf-8');
-
-/** A NUL-terminated string field, decoded as UTF-8. */
+/** A NUL-terminated string field, its bytes kept exactly (names.ts). */
 export function readString(bytes: Uint8Array): string {
   const nul = bytes.indexOf(0);
-  return decoder.decode(nul < 0 ? bytes : bytes.subarray(0, nul));
+  return decodeName(nul < 0 ? bytes : bytes.subarray(0, nul));
 }
 
 function latin1(bytes: Uint8Array): string {

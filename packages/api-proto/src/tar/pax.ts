@@ -1,4 +1,5 @@
 import { InvalidArgument } from '../errors.js';
+import { decodeName, encodeName } from './names.js';
 
 // PAX extended header records (POSIX.1-2001): "<length> <key>=<value>\n", where length counts
 // the whole record including its own digits. Values are kept as bytes: SCHILY.xattr values
@@ -7,7 +8,6 @@ import { InvalidArgument } from '../errors.js';
 export type PaxRecords = Map<string, Uint8Array>;
 
 const decoder = new TextDecoder('utf-8');
-const encoder = new TextEncoder();
 
 export function parsePax(data: Uint8Array, offset: number): PaxRecords {
   const records: PaxRecords = new Map();
@@ -39,8 +39,9 @@ function bad(offset: number, what: string): InvalidArgument {
   return new InvalidArgument(`tar pax header at byte ${offset}: malformed ${what}`);
 }
 
+/** A PAX text value (path, linkpath, uname...): its bytes kept exactly, as Go's archive/tar does. */
 export function paxString(value: Uint8Array): string {
-  return decoder.decode(value);
+  return decodeName(value);
 }
 
 /** A decimal PAX number (uid, gid, size): digits only, a safe integer. */
@@ -63,14 +64,14 @@ export function paxTime(value: Uint8Array, key: string): number {
 }
 
 export function encodePaxRecord(key: string, value: Uint8Array | string): Uint8Array {
-  const keyBytes = encoder.encode(key);
-  const valueBytes = typeof value === 'string' ? encoder.encode(value) : value;
+  const keyBytes = encodeName(key);
+  const valueBytes = typeof value === 'string' ? encodeName(value) : value;
   // " key=value\n" plus the digits of the total, which may grow the total by a digit.
   const rest = 1 + keyBytes.length + 1 + valueBytes.length + 1;
   const digits = String(rest).length;
   let length = rest + digits;
   if (String(length).length > digits) length = rest + String(length).length;
-  const prefix = encoder.encode(`${length} `);
+  const prefix = encodeName(`${length} `);
   const out = new Uint8Array(length);
   out.set(prefix, 0);
   out.set(keyBytes, prefix.length);

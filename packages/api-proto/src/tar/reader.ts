@@ -11,7 +11,7 @@ import type { TarEntry, TarEntryType } from './types.js';
 
 export interface TarReaderOptions {
   signal?: AbortSignal;
-  /** Largest PAX extended header accepted (default 1 MiB). */
+  /** Largest PAX extended header accepted, and the most all global PAX records may hold (default 1 MiB). */
   maxPaxSize?: number;
   /** Longest name or link target accepted, from any encoding (default 64 KiB). */
   maxNameLength?: number;
@@ -127,6 +127,14 @@ export async function* readTar(
           for (const [k, v] of records) local.set(k, v);
         } else {
           for (const [k, v] of records) global.set(k, v);
+          // Global records add up over the archive: their sum has the same cap as one header.
+          let held = 0;
+          for (const [k, v] of global) held += k.length + v.length;
+          if (held > maxPax) {
+            throw new ResourceExhausted(
+              `tar pax global headers at byte ${at}: ${held} bytes held exceeds the limit of ${maxPax}`,
+            );
+          }
         }
         continue;
       }

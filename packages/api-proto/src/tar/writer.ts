@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Canceled, InvalidArgument } from '../errors.js';
 import { BLOCK, FIELD, octalMax, writeBytes, writeChecksum, writeOctal } from './header.js';
+import { encodeName } from './names.js';
 import { encodePaxRecord } from './pax.js';
 import { padding } from './reader.js';
 import { TYPEFLAG, type TarHeader } from './types.js';
@@ -102,7 +103,7 @@ function buildHeader(entry: TarWriteEntry & { size: number }): Built {
   }
 
   // Name: ustar holds 100 bytes, or a 155-byte prefix and a 100-byte name split at a slash.
-  const nameBytes = encoder.encode(entry.name);
+  const nameBytes = encodeName(entry.name);
   const split = isAscii(entry.name) ? splitUstarName(nameBytes) : undefined;
   if (split) {
     writeBytes(header, 'name', split.name);
@@ -113,7 +114,7 @@ function buildHeader(entry: TarWriteEntry & { size: number }): Built {
   }
 
   const linkname = entry.linkname ?? '';
-  const linkBytes = encoder.encode(linkname);
+  const linkBytes = encodeName(linkname);
   if (isAscii(linkname) && linkBytes.length <= FIELD.linkname[1]) {
     writeBytes(header, 'linkname', linkBytes);
   } else {
@@ -160,7 +161,7 @@ function buildHeader(entry: TarWriteEntry & { size: number }): Built {
 
   for (const key of ['uname', 'gname'] as const) {
     const value = entry[key] ?? '';
-    const bytes = encoder.encode(value);
+    const bytes = encodeName(value);
     if (isAscii(value) && bytes.length <= FIELD[key][1]) writeBytes(header, key, bytes);
     else pax.push(encodePaxRecord(key, value));
   }
