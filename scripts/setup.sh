@@ -16,7 +16,7 @@ declare -A APT=(
   [docker-registry]=/usr/bin/docker-registry
   [tmux]=/usr/bin/tmux
   [iproute2]=/usr/sbin/ip
-  # Layer extraction sets extended attributes through python3 (Node has no setxattr).
+  # node-gyp builds better-sqlite3 from source when no prebuilt binary can be fetched.
   [python3]=/usr/bin/python3
 )
 missing=()

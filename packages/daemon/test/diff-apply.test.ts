@@ -2,10 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
+  fstatSync,
   linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -17,11 +20,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument, ResourceExhausted } from '@ctrd/api-proto';
-import { type TarWriteEntry, writeTar } from '@ctrd/api-proto/tar';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { applyLayer, xattrFailureVerdict } from '../src/diff/apply.js';
-import { cleanComponents, RootResolver } from '../src/diff/root-path.js';
-import { getXattrs } from '../src/diff/xattrs.js';
+import { decodeName, type TarWriteEntry, writeTar } from '@ctrd/api-proto/tar';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ApplyOptions, applyLayer } from '../src/diff/apply.js';
+import { getXattrs, xattrFailureVerdict } from '../src/diff/xattrs.js';
+import { O_PATH, openat2, RESOLVE_IN_ROOT } from '../src/sys/libc.js';
 
 // Layer extraction: containerd's TestBreakouts (pkg/archive/tar_test.go) case by case, the
 // reliability cases 36-38, and the ordinary semantics (whiteouts, opaque dirs, replacement,
@@ -83,18 +86,35 @@ async function tarBytes(entries: TarWriteEntry[]): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function apply(root: string, entries: TarWriteEntry[], opts = {}) {
-  return applyLayer(root, tarStream(entries), opts);
+/** How names are resolved in the suites that run both ways: openat2, or the descriptor walk. */
+let resolution: ApplyOptions = {};
+const resolutions = [
+  { name: 'openat2', options: {} },
+  { name: 'descriptor walk', options: { noOpenat2: true } },
+] as const;
+
+async function apply(root: string, entries: TarWriteEntry[], opts: ApplyOptions = {}) {
+  return applyLayer(root, tarStream(entries), { ...resolution, ...opts });
 }
 
 /** containerd's sameFile: both names resolved inside the root, the same inode. */
 async function sameFile(root: string, a: string, b: string): Promise<boolean> {
-  const r = new RootResolver(root);
-  const pa = await r.resolve(cleanComponents(a), a);
-  const pb = await r.resolve(cleanComponents(b), b);
-  const sa = statSync(pa);
-  const sb = statSync(pb);
-  return sa.ino === sb.ino && sa.dev === sb.dev;
+  const rootFd = openSync(root, 'r');
+  const resolved = (name: string) => {
+    const fd = openat2(rootFd, Buffer.from(name), O_PATH, RESOLVE_IN_ROOT);
+    try {
+      return fstatSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  try {
+    const sa = resolved(a);
+    const sb = resolved(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } finally {
+    closeSync(rootFd);
+  }
 }
 
 type Setup = (root: string) => void;
@@ -476,8 +496,12 @@ const breakouts: Breakout[] = [
   },
 ];
 
-describe('TestBreakouts (containerd pkg/archive/tar_test.go)', () => {
+describe.each(resolutions)('TestBreakouts (containerd pkg/archive/tar_test.go), $name', ({ options }) => {
+  beforeEach(() => {
+    resolution = options;
+  });
   afterEach(() => {
+    resolution = {};
     for (const f of readdirSync(outside)) rmSync(join(outside, f), { force: true });
   });
   for (const b of breakouts) {
@@ -500,137 +524,149 @@ describe('TestBreakouts (containerd pkg/archive/tar_test.go)', () => {
   }
 });
 
-describe('reliability case 36: every write stays inside the rootfs', () => {
-  it('../../etc/x and /abs land inside', async () => {
-    const parent = temp();
-    const root = join(parent, 'a', 'b');
-    mkdirSync(root, { recursive: true });
-    await apply(root, [tc.file('../../etc/x', 'clamped', 0o644), tc.file('/abs', 'abs', 0o644)]);
-    expect(readFileSync(join(root, 'etc/x'), 'utf8')).toBe('clamped');
-    expect(readFileSync(join(root, 'abs'), 'utf8')).toBe('abs');
-    expect(readdirSync(parent)).toEqual(['a']);
-    expect(readdirSync(join(parent, 'a'))).toEqual(['b']);
-  });
+describe.each(resolutions)(
+  'reliability case 36: every write stays inside the rootfs, $name',
+  ({ options }) => {
+    beforeEach(() => {
+      resolution = options;
+    });
+    afterEach(() => {
+      resolution = {};
+    });
 
-  it('etc -> / followed by etc/passwd writes root/passwd, not the host', async () => {
-    const root = temp();
-    const hostPasswd = readFileSync('/etc/passwd');
-    await apply(root, [tc.symlink('/', 'etc'), tc.file('etc/passwd', 'pwned', 0o644)]);
-    expect(readFileSync(join(root, 'passwd'), 'utf8')).toBe('pwned');
-    expect(readFileSync('/etc/passwd').equals(hostPasswd)).toBe(true);
-  });
+    it('../../etc/x and /abs land inside', async () => {
+      const parent = temp();
+      const root = join(parent, 'a', 'b');
+      mkdirSync(root, { recursive: true });
+      await apply(root, [tc.file('../../etc/x', 'clamped', 0o644), tc.file('/abs', 'abs', 0o644)]);
+      expect(readFileSync(join(root, 'etc/x'), 'utf8')).toBe('clamped');
+      expect(readFileSync(join(root, 'abs'), 'utf8')).toBe('abs');
+      expect(readdirSync(parent)).toEqual(['a']);
+      expect(readdirSync(join(parent, 'a'))).toEqual(['b']);
+    });
 
-  it('a chain of symlinks pointing out is resolved inside', async () => {
-    const root = temp();
-    const host = temp();
-    await apply(root, [
-      tc.symlink(host, 'a'),
-      tc.symlink('a/../../../../', 'b'),
-      tc.symlink('/b/cdir', 'c'),
-      tc.file('c/x', 'inside', 0o644),
-      tc.file('a/y', 'inside too', 0o644),
-    ]);
-    expect(readdirSync(host)).toEqual([]);
-    expect(readFileSync(join(root, host, 'y'), 'utf8')).toBe('inside too');
-    expect(readFileSync(join(root, 'cdir', 'x'), 'utf8')).toBe('inside');
-  });
+    it('etc -> / followed by etc/passwd writes root/passwd, not the host', async () => {
+      const root = temp();
+      const hostPasswd = readFileSync('/etc/passwd');
+      await apply(root, [tc.symlink('/', 'etc'), tc.file('etc/passwd', 'pwned', 0o644)]);
+      expect(readFileSync(join(root, 'passwd'), 'utf8')).toBe('pwned');
+      expect(readFileSync('/etc/passwd').equals(hostPasswd)).toBe(true);
+    });
 
-  it('a symlink loop is an error, not a hang', async () => {
-    const root = temp();
-    await expect(
-      apply(root, [tc.symlink('b', 'a'), tc.symlink('a', 'b'), tc.file('a/x', 'x', 0o644)]),
-    ).rejects.toThrow(/too many levels of symbolic links/);
-  });
+    it('a chain of symlinks pointing out is resolved inside', async () => {
+      const root = temp();
+      const host = temp();
+      await apply(root, [
+        tc.symlink(host, 'a'),
+        tc.symlink('a/../../../../', 'b'),
+        tc.symlink('/b/cdir', 'c'),
+        tc.file('c/x', 'inside', 0o644),
+        tc.file('a/y', 'inside too', 0o644),
+      ]);
+      expect(readdirSync(host)).toEqual([]);
+      expect(readFileSync(join(root, host, 'y'), 'utf8')).toBe('inside too');
+      expect(readFileSync(join(root, 'cdir', 'x'), 'utf8')).toBe('inside');
+    });
 
-  it('a hardlink to /etc/shadow links the rootfs copy, or fails', async () => {
-    const root = temp();
-    await expect(apply(root, [tc.link('/etc/shadow', 'shadow')])).rejects.toThrow(/not found/);
-    const shadow = statSync('/etc/shadow');
-    expect(shadow.nlink).toBe(1);
-    await apply(root, [
-      tc.dir('etc', 0o755),
-      tc.file('etc/shadow', 'mine', 0o600),
-      tc.link('/etc/shadow', 'shadow'),
-    ]);
-    expect(await sameFile(root, 'shadow', 'etc/shadow')).toBe(true);
-  });
+    it('a symlink loop is an error, not a hang', async () => {
+      const root = temp();
+      await expect(
+        apply(root, [tc.symlink('b', 'a'), tc.symlink('a', 'b'), tc.file('a/x', 'x', 0o644)]),
+      ).rejects.toThrow(/too many levels of symbolic links/);
+    });
 
-  it('a hardlink to a directory is refused', async () => {
-    const root = temp();
-    await expect(apply(root, [tc.dir('d', 0o755), tc.link('d', 'l')])).rejects.toThrow(
-      /hardlink to a directory/,
-    );
-    await expect(apply(root, [tc.link('/', 'l')])).rejects.toThrow(/hardlink to the root/);
-  });
+    it('a hardlink to /etc/shadow links the rootfs copy, or fails', async () => {
+      const root = temp();
+      await expect(apply(root, [tc.link('/etc/shadow', 'shadow')])).rejects.toThrow(/not found/);
+      const shadow = statSync('/etc/shadow');
+      expect(shadow.nlink).toBe(1);
+      await apply(root, [
+        tc.dir('etc', 0o755),
+        tc.file('etc/shadow', 'mine', 0o600),
+        tc.link('/etc/shadow', 'shadow'),
+      ]);
+      expect(await sameFile(root, 'shadow', 'etc/shadow')).toBe(true);
+    });
 
-  it('a file written through a symlink replaces the symlink instead of following it', async () => {
-    const root = temp();
-    const host = temp();
-    writeFileSync(join(host, 'victim'), 'original');
-    await apply(root, [tc.symlink(join(host, 'victim'), 'f'), tc.file('f', 'new', 0o644)]);
-    expect(readFileSync(join(host, 'victim'), 'utf8')).toBe('original');
-    expect(lstatSync(join(root, 'f')).isFile()).toBe(true);
-    expect(readFileSync(join(root, 'f'), 'utf8')).toBe('new');
-  });
+    it('a hardlink to a directory is refused', async () => {
+      const root = temp();
+      await expect(apply(root, [tc.dir('d', 0o755), tc.link('d', 'l')])).rejects.toThrow(
+        /hardlink to a directory/,
+      );
+      await expect(apply(root, [tc.link('/', 'l')])).rejects.toThrow(/hardlink to the root/);
+    });
 
-  it('a directory entry over a symlink to a host directory changes nothing on the host', async () => {
-    const root = temp();
-    const host = temp();
-    chmodSync(host, 0o700);
-    await apply(root, [tc.symlink(host, 'd'), tc.dir('d', 0o777)]);
-    expect(statSync(host).mode & 0o777).toBe(0o700);
-    expect(lstatSync(join(root, 'd')).isDirectory()).toBe(true);
-  });
+    it('a file written through a symlink replaces the symlink instead of following it', async () => {
+      const root = temp();
+      const host = temp();
+      writeFileSync(join(host, 'victim'), 'original');
+      await apply(root, [tc.symlink(join(host, 'victim'), 'f'), tc.file('f', 'new', 0o644)]);
+      expect(readFileSync(join(host, 'victim'), 'utf8')).toBe('original');
+      expect(lstatSync(join(root, 'f')).isFile()).toBe(true);
+      expect(readFileSync(join(root, 'f'), 'utf8')).toBe('new');
+    });
 
-  it('symlink <-> directory <-> file replacement, last entry wins', async () => {
-    const root = temp();
-    await apply(root, [
-      tc.dir('x', 0o755),
-      tc.file('x/inner', 'a', 0o644),
-      tc.symlink('/elsewhere', 'x'),
-      tc.file('y', 'file', 0o644),
-      tc.dir('y', 0o750),
-      tc.file('y/z', 'z', 0o644),
-      tc.symlink('target', 'z'),
-      tc.file('z', 'plain', 0o600),
-      tc.file('dup', 'first', 0o644),
-      tc.file('dup', 'second', 0o644),
-    ]);
-    expect(readlinkSync(join(root, 'x'))).toBe('/elsewhere');
-    expect(lstatSync(join(root, 'y')).mode & 0o777).toBe(0o750);
-    expect(readFileSync(join(root, 'y/z'), 'utf8')).toBe('z');
-    expect(readFileSync(join(root, 'z'), 'utf8')).toBe('plain');
-    expect(readFileSync(join(root, 'dup'), 'utf8')).toBe('second');
-  });
+    it('a directory entry over a symlink to a host directory changes nothing on the host', async () => {
+      const root = temp();
+      const host = temp();
+      chmodSync(host, 0o700);
+      await apply(root, [tc.symlink(host, 'd'), tc.dir('d', 0o777)]);
+      expect(statSync(host).mode & 0o777).toBe(0o700);
+      expect(lstatSync(join(root, 'd')).isDirectory()).toBe(true);
+    });
 
-  it('an opaque whiteout on the root removes only lower entries, inside the root', async () => {
-    const parent = temp();
-    const root = join(parent, 'root');
-    mkdirSync(root);
-    writeFileSync(join(parent, 'sibling'), 'keep');
-    mkdirSync(join(root, 'lower'));
-    writeFileSync(join(root, 'lower/file'), 'old');
-    writeFileSync(join(root, 'old'), 'old');
-    await apply(root, [
-      tc.dir('lower', 0o755),
-      tc.file('new', 'new', 0o644),
-      tc.file('.wh..wh..opq', '', 0o644),
-    ]);
-    expect(readdirSync(root).sort()).toEqual(['lower', 'new']);
-    expect(readdirSync(join(root, 'lower'))).toEqual([]);
-    expect(readFileSync(join(parent, 'sibling'), 'utf8')).toBe('keep');
-  });
+    it('symlink <-> directory <-> file replacement, last entry wins', async () => {
+      const root = temp();
+      await apply(root, [
+        tc.dir('x', 0o755),
+        tc.file('x/inner', 'a', 0o644),
+        tc.symlink('/elsewhere', 'x'),
+        tc.file('y', 'file', 0o644),
+        tc.dir('y', 0o750),
+        tc.file('y/z', 'z', 0o644),
+        tc.symlink('target', 'z'),
+        tc.file('z', 'plain', 0o600),
+        tc.file('dup', 'first', 0o644),
+        tc.file('dup', 'second', 0o644),
+      ]);
+      expect(readlinkSync(join(root, 'x'))).toBe('/elsewhere');
+      expect(lstatSync(join(root, 'y')).mode & 0o777).toBe(0o750);
+      expect(readFileSync(join(root, 'y/z'), 'utf8')).toBe('z');
+      expect(readFileSync(join(root, 'z'), 'utf8')).toBe('plain');
+      expect(readFileSync(join(root, 'dup'), 'utf8')).toBe('second');
+    });
 
-  it('bounds long names', async () => {
-    const root = temp();
-    const long = `${'d'.repeat(200)}/`.repeat(400);
-    await expect(
-      apply(root, [tc.file(`${long}f`, 'x', 0o644)], { maxNameLength: 4096 }),
-    ).rejects.toBeInstanceOf(ResourceExhausted);
-    // A component longer than NAME_MAX is refused by the kernel, cleanly.
-    await expect(apply(root, [tc.file('n'.repeat(300), 'x', 0o644)])).rejects.toBeInstanceOf(InvalidArgument);
-  });
-});
+    it('an opaque whiteout on the root removes only lower entries, inside the root', async () => {
+      const parent = temp();
+      const root = join(parent, 'root');
+      mkdirSync(root);
+      writeFileSync(join(parent, 'sibling'), 'keep');
+      mkdirSync(join(root, 'lower'));
+      writeFileSync(join(root, 'lower/file'), 'old');
+      writeFileSync(join(root, 'old'), 'old');
+      await apply(root, [
+        tc.dir('lower', 0o755),
+        tc.file('new', 'new', 0o644),
+        tc.file('.wh..wh..opq', '', 0o644),
+      ]);
+      expect(readdirSync(root).sort()).toEqual(['lower', 'new']);
+      expect(readdirSync(join(root, 'lower'))).toEqual([]);
+      expect(readFileSync(join(parent, 'sibling'), 'utf8')).toBe('keep');
+    });
+
+    it('bounds long names', async () => {
+      const root = temp();
+      const long = `${'d'.repeat(200)}/`.repeat(400);
+      await expect(
+        apply(root, [tc.file(`${long}f`, 'x', 0o644)], { maxNameLength: 4096 }),
+      ).rejects.toBeInstanceOf(ResourceExhausted);
+      // A component longer than NAME_MAX is refused by the kernel, cleanly.
+      await expect(apply(root, [tc.file('n'.repeat(300), 'x', 0o644)])).rejects.toBeInstanceOf(
+        InvalidArgument,
+      );
+    });
+  },
+);
 
 describe('reliability case 37: device nodes', () => {
   it('creates device nodes and fifos when privileged, with mode and owner', async () => {
@@ -708,33 +744,28 @@ describe('reliability case 38: xattrs', () => {
       { ...tc.symlink(join(host, 'target'), 'link'), xattrs: { 'user.evil': 'x' } },
       { ...tc.dir('d', 0o755), xattrs: { 'user.dir': 'yes' } },
     ]);
-    const got = await getXattrs(
-      [join(root, 'bin/ping'), join(root, 'd'), join(host, 'target')],
-      ['security.capability', 'user.note', 'user.dir', 'user.evil'],
+    const names = ['security.capability', 'user.note', 'user.dir', 'user.evil'];
+    const ping = getXattrs(Buffer.from(join(root, 'bin/ping')), names);
+    expect(Buffer.from(ping['security.capability'] ?? []).equals(caps)).toBe(true);
+    expect(Buffer.from(ping['user.note'] ?? []).toString()).toBe('hello');
+    expect(Buffer.from(getXattrs(Buffer.from(join(root, 'd')), names)['user.dir'] ?? []).toString()).toBe(
+      'yes',
     );
-    expect(Buffer.from(got.get(join(root, 'bin/ping'))?.['security.capability'] ?? []).equals(caps)).toBe(
-      true,
-    );
-    expect(Buffer.from(got.get(join(root, 'bin/ping'))?.['user.note'] ?? []).toString()).toBe('hello');
-    expect(Buffer.from(got.get(join(root, 'd'))?.['user.dir'] ?? []).toString()).toBe('yes');
     // The symlink's target on the host got nothing.
-    expect(got.get(join(host, 'target'))).toBeUndefined();
+    expect(getXattrs(Buffer.from(join(host, 'target')), names)).toEqual({});
   });
 
   it('sets trusted.* as root, and the verdicts on failures follow containerd', async () => {
     const root = temp();
     await apply(root, [{ ...tc.file('f', 'x', 0o644), xattrs: { 'trusted.ctrd.test': 'y' } }]);
-    const got = await getXattrs([join(root, 'f')], ['trusted.ctrd.test']);
-    expect(Buffer.from(got.get(join(root, 'f'))?.['trusted.ctrd.test'] ?? []).toString()).toBe('y');
-    const file = lstatSync(join(root, 'f'));
-    symlinkSync('f', join(root, 'l'));
-    const link = lstatSync(join(root, 'l'));
-    const f = (name: string, code: string) => ({ path: 'p', name, code });
-    expect(xattrFailureVerdict(f('trusted.overlay.opaque', 'EPERM'), file)).toBe('ignore');
-    expect(xattrFailureVerdict(f('security.capability', 'EOPNOTSUPP'), file)).toBe('warn');
-    expect(xattrFailureVerdict(f('user.x', 'EPERM'), link)).toBe('warn');
-    expect(xattrFailureVerdict(f('user.x', 'EPERM'), file)).toBe('error');
-    expect(xattrFailureVerdict(f('security.capability', 'EPERM'), file)).toBe('error');
+    const got = getXattrs(Buffer.from(join(root, 'f')), ['trusted.ctrd.test']);
+    expect(Buffer.from(got['trusted.ctrd.test'] ?? []).toString()).toBe('y');
+    const f = (name: string, code: string) => ({ name, code });
+    expect(xattrFailureVerdict(f('trusted.overlay.opaque', 'EPERM'), 'file')).toBe('ignore');
+    expect(xattrFailureVerdict(f('security.capability', 'EOPNOTSUPP'), 'file')).toBe('warn');
+    expect(xattrFailureVerdict(f('user.x', 'EPERM'), 'other')).toBe('warn');
+    expect(xattrFailureVerdict(f('user.x', 'EPERM'), 'file')).toBe('error');
+    expect(xattrFailureVerdict(f('security.capability', 'EPERM'), 'file')).toBe('error');
   });
 });
 
@@ -845,5 +876,202 @@ describe('apply semantics', () => {
     expect(readlinkSync(join(root, 'link'))).toBe('dir/sub/file');
     expect(await sameFile(root, 'hard', 'dir/sub/file')).toBe(true);
     expect(lstatSync(join(root, 'dir')).mode & 0o777).toBe(0o710);
+  });
+});
+
+// Hostile layers: each names a host directory (the canary) through a symlink that a later entry
+// puts where a directory was, after work on that directory is pending: xattrs, directory times,
+// an opaque whiteout. The canary must come out as it was: names, contents, modes, owners, times
+// (ctime too, which any chmod, chown, utimes or setxattr moves) and xattrs.
+describe.each(resolutions)('hostile layers never reach the host, $name', ({ options }) => {
+  beforeEach(() => {
+    resolution = options;
+  });
+  afterEach(() => {
+    resolution = {};
+  });
+
+  const xattrNames = ['security.capability', 'user.x', 'user.note', 'trusted.x'];
+  const caps = Buffer.from('0100000200200000c00000000000000000000000', 'hex');
+
+  function canary(): { dir: string; state: () => unknown } {
+    const dir = temp();
+    mkdirSync(join(dir, 'b'));
+    writeFileSync(join(dir, 'f'), 'host file', { mode: 0o755 });
+    writeFileSync(join(dir, 'b', 'g'), 'nested', { mode: 0o644 });
+    symlinkSync('f', join(dir, 'l'));
+    const state = () => {
+      const out: unknown[] = [];
+      const walk = (p: string) => {
+        const st = lstatSync(p);
+        out.push({
+          p,
+          mode: st.mode,
+          uid: st.uid,
+          gid: st.gid,
+          mtime: st.mtimeMs,
+          ctime: st.ctimeMs,
+          xattrs: getXattrs(Buffer.from(p), xattrNames),
+          data: st.isFile() ? readFileSync(p, 'utf8') : st.isSymbolicLink() ? readlinkSync(p) : undefined,
+        });
+        if (st.isDirectory()) for (const n of readdirSync(p).sort()) walk(join(p, n));
+      };
+      walk(dir);
+      return out;
+    };
+    return { dir, state };
+  }
+
+  async function unchanged(entries: (host: string) => TarWriteEntry[], lower: string[] = []) {
+    const root = temp();
+    // Directories of a lower layer, already in the snapshot.
+    for (const d of lower) mkdirSync(join(root, d), { recursive: true });
+    const host = canary();
+    const before = host.state();
+    await applyLayer(root, tarStream(entries(host.dir)), resolution);
+    expect(host.state()).toEqual(before);
+    return { root, host: host.dir };
+  }
+
+  it('xattrs of an entry whose parent is then swapped for a symlink stay on the entry', async () => {
+    const { root } = await unchanged((host): TarWriteEntry[] => [
+      tc.dir('d', 0o755),
+      { ...tc.file('d/f', 'elf', 0o755), xattrs: { 'security.capability': caps, 'user.x': 'x' } },
+      tc.symlink(host, 'd'),
+      { ...tc.file('d/f', 'again', 0o755), xattrs: { 'security.capability': caps } },
+    ]);
+    expect(lstatSync(join(root, 'd')).isSymbolicLink()).toBe(true);
+  });
+
+  it('directory times pending when a parent becomes a symlink are not set through it', async () => {
+    await unchanged((host) => [
+      tc.dir('a', 0o755),
+      { ...tc.dir('a/b', 0o700), mtime: 1000 },
+      tc.dir('a/b/c', 0o755),
+      tc.symlink(host, 'a'),
+    ]);
+  });
+
+  it('a directory replaced by a symlink after an opaque whiteout keeps nothing queued', async () => {
+    await unchanged((host) => [
+      tc.dir('d', 0o755),
+      { ...tc.file('d/f', 'x', 0o644), xattrs: { 'user.note': 'n' } },
+      { ...tc.dir('d/b', 0o755), mtime: 5 },
+      tc.file('d/.wh..wh..opq', '', 0o644),
+      tc.symlink(host, 'd'),
+      tc.file('d/.wh..wh..opq', '', 0o644),
+      tc.file('d/.wh.f', '', 0o644),
+      tc.file('d/b/.wh.g', '', 0o644),
+    ]);
+  });
+
+  it('an opaque whiteout that removes a lower directory drops what was pending inside it', async () => {
+    const { root } = await unchanged(
+      (host) => [
+        { ...tc.file('L/f', 'x', 0o644), xattrs: { 'security.capability': caps, 'user.x': 'x' } },
+        { ...tc.dir('L/b', 0o700), mtime: 7 },
+        tc.file('.wh..wh..opq', '', 0o644),
+        tc.symlink(host, 'L'),
+      ],
+      ['L'],
+    );
+    expect(readdirSync(root).sort()).toEqual(['L']);
+  });
+
+  it('whiteouts and opaque dirs under a symlink to the host stay inside', async () => {
+    const { root } = await unchanged((host) => [
+      tc.symlink(host, 'h'),
+      tc.file('h/.wh.f', '', 0o644),
+      tc.file('h/b/.wh..wh..opq', '', 0o644),
+      tc.symlink(`${host}/b`, 'hb'),
+      tc.file('hb/.wh.g', '', 0o644),
+    ]);
+    expect(lstatSync(join(root, 'h')).isSymbolicLink()).toBe(true);
+  });
+
+  it('symlink and hardlink chains, ../ and absolute names resolve inside', async () => {
+    const { root, host } = await unchanged((host) => [
+      tc.dir(`${host}/b`, 0o755),
+      tc.symlink(`../../../..${host}`, 'up'),
+      tc.symlink('up/../../up/b', 'chain'),
+      tc.file('chain/g', 'written inside', 0o644),
+      tc.link('chain/g', 'hard'),
+      tc.symlink(`${host}/f`, 'lf'),
+      tc.link('lf', 'hardsym'),
+      { ...tc.link('hardsym', 'hardsym2'), mode: 0o777 },
+      tc.file(`../../${host}/f`, 'clamped', 0o644),
+      { ...tc.file(`${host}/l`, 'abs', 0o644), xattrs: { 'user.x': 'y' } },
+    ]);
+    expect(readFileSync(join(root, host, 'b', 'g'), 'utf8')).toBe('written inside');
+    expect(readFileSync(join(root, 'hard'), 'utf8')).toBe('written inside');
+    expect(readFileSync(join(root, host, 'f'), 'utf8')).toBe('clamped');
+    expect(lstatSync(join(root, 'hardsym2')).isSymbolicLink()).toBe(true);
+  });
+
+  it('setuid files and device nodes are made inside, with their modes', async () => {
+    const { root, host } = await unchanged((host) => [
+      tc.symlink(host, 'dev'),
+      { ...tc.file('bin/su', 'elf', 0o4755), xattrs: { 'security.capability': caps } },
+      { name: 'dev/null', type: 'chardev', mode: 0o666, uid, gid, devmajor: 1, devminor: 3, mtime: now },
+      { name: 'dev/fifo', type: 'fifo', mode: 0o600, uid, gid, mtime: now },
+    ]);
+    expect(lstatSync(join(root, 'bin/su')).mode & 0o7777).toBe(0o4755);
+    expect(
+      getXattrs(Buffer.from(join(root, 'bin/su')), ['security.capability'])['security.capability'],
+    ).toEqual(caps);
+    if (uid === 0) expect(lstatSync(join(root, host, 'null')).isCharacterDevice()).toBe(true);
+    expect(lstatSync(join(root, host, 'fifo')).isFIFO()).toBe(true);
+  });
+
+  it('names with invalid UTF-8 keep their bytes: two names stay two files', async () => {
+    const root = temp();
+    const a = decodeName(Buffer.from([0x78, 0xff]));
+    const b = decodeName(Buffer.from([0x78, 0xfe]));
+    const dir = decodeName(Buffer.from([0x64, 0x80]));
+    await apply(root, [
+      tc.file(a, 'first', 0o644),
+      tc.file(b, 'second', 0o644),
+      tc.dir(dir, 0o755),
+      tc.file(`${dir}/${a}`, 'nested', 0o644),
+      tc.symlink(b, `${dir}/link`),
+      tc.file(`.wh.${b}`, '', 0o644),
+    ]);
+    const names = readdirSync(root, { encoding: 'buffer' }).map((n) => n.toString('hex'));
+    expect(names.sort()).toEqual(['6480', '78ff']);
+    expect(readFileSync(Buffer.from([...Buffer.from(`${root}/`), 0x78, 0xff]), 'utf8')).toBe('first');
+    const inner = Buffer.from([...Buffer.from(`${root}/`), 0x64, 0x80]);
+    expect(readFileSync(Buffer.from([...inner, 0x2f, 0x78, 0xff]), 'utf8')).toBe('nested');
+    expect(readlinkSync(Buffer.from([...inner, ...Buffer.from('/link')]), { encoding: 'buffer' })).toEqual(
+      Buffer.from([0x78, 0xfe]),
+    );
+  });
+});
+
+describe('xattr bounds', () => {
+  it('refuses a value over the kernel limit at the first entry that has one', async () => {
+    const root = temp();
+    const big = Buffer.alloc(100 * 1024, 0x61);
+    await expect(
+      apply(root, [tc.file('ok', 'x', 0o644), { ...tc.file('f', 'x', 0o644), xattrs: { 'user.big': big } }]),
+    ).rejects.toBeInstanceOf(InvalidArgument);
+    expect(readdirSync(root)).toEqual(['ok']);
+  });
+
+  it('refuses a name over 255 bytes', async () => {
+    const root = temp();
+    await expect(
+      apply(root, [{ ...tc.file('f', 'x', 0o644), xattrs: { [`user.${'n'.repeat(260)}`]: 'v' } }]),
+    ).rejects.toThrow(/xattr name of 265 bytes/);
+  });
+
+  it('caps the xattrs of a layer in all', async () => {
+    const root = temp();
+    const value = Buffer.alloc(1000, 0x62);
+    const entries = Array.from({ length: 20 }, (_, i) => ({
+      ...tc.file(`f${i}`, 'x', 0o644),
+      xattrs: { 'user.v': value },
+    }));
+    await expect(apply(root, entries, { maxXattrBytes: 10_000 })).rejects.toBeInstanceOf(ResourceExhausted);
+    expect(readdirSync(root).length).toBeLessThan(20);
   });
 });

@@ -13,6 +13,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -31,6 +32,7 @@ import { applyLayer } from '../src/diff/apply.js';
 import { layerEntries } from '../src/diff/changes.js';
 import { mountsAt, withTempMounts } from '../src/mount/mount.js';
 import { PluginType } from '../src/plugin.js';
+import { lsetxattr } from '../src/sys/libc.js';
 import { type Harness, harness } from './harness.js';
 
 // The walking differ: Diff then Apply round trips over plain directories, containerd's
@@ -197,12 +199,12 @@ describe('layer from two trees (containerd TestDiffTar)', () => {
     file(a, 'f1', 'content');
     const b = temp();
     file(b, 'f2', 'content');
-    execFileSync('python3', [
-      '-c',
-      `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(join(b, 's0'))})`,
-    ]);
+    const sock = createServer();
+    await new Promise<void>((resolve) => sock.listen(join(b, 's0'), resolve));
+    expect(lstatSync(join(b, 's0')).isSocket()).toBe(true);
     file(b, 'f3', 'content');
     const tar = await collect(writeTar(layerEntries(a, b)));
+    await new Promise((resolve) => sock.close(resolve));
     const seen: Array<[string, number]> = [];
     for await (const e of readTar(
       (async function* () {
@@ -249,10 +251,11 @@ describe('layer from two trees (containerd TestDiffTar)', () => {
     execFileSync('mknod', [join(upper, 'new/null'), 'c', '1', '3']);
     execFileSync('mknod', [join(upper, 'new/fifo'), 'p']);
     execFileSync('chown', ['-h', '1234:5678', join(upper, 'new/a')]);
-    execFileSync('python3', [
-      '-c',
-      `import os; os.setxattr(${JSON.stringify(join(upper, 'same'))}, 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000'))`,
-    ]);
+    lsetxattr(
+      Buffer.from(join(upper, 'same')),
+      'security.capability',
+      Buffer.from('0100000200200000000000000000000000000000', 'hex'),
+    );
     utimesSync(join(upper, 'same'), T, T);
 
     const layer = await collect(writeTar(layerEntries(lower, upper)));

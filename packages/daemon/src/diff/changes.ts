@@ -1,8 +1,8 @@
 import { createReadStream, type Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { Canceled } from '@ctrd/api-proto';
-import type { TarWriteEntry } from '@ctrd/api-proto/tar';
-import { getXattrs, xattrToolAvailable } from './xattrs.js';
+import { decodeName, encodeName, type TarWriteEntry } from '@ctrd/api-proto/tar';
+import { getXattrs } from './xattrs.js';
 
 // The changes between two trees as an OCI layer, in containerd's way (continuity's double walk
 // fs.Changes + archive.ChangeWriter): both trees walked together in byte order of names, a file
@@ -20,18 +20,29 @@ export interface Change {
   stat?: Stats;
 }
 
+// Paths here are strings whose invalid UTF-8 bytes are escaped (api-proto's tar names), so a name
+// is written to the layer with exactly the bytes it has on disk; fsPath gives the bytes back for
+// every filesystem call.
+function fsPath(path: string): Buffer {
+  return Buffer.from(encodeName(path));
+}
+
 function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return Buffer.compare(fsPath(a), fsPath(b));
 }
 
 async function names(dir: string | undefined): Promise<string[]> {
   if (dir === undefined) return [];
-  return readdir(dir);
+  return (await readdir(fsPath(dir), { encoding: 'buffer' })).map(decodeName);
+}
+
+async function readLink(path: string): Promise<string> {
+  return decodeName(await readlink(fsPath(path), { encoding: 'buffer' }));
 }
 
 async function stat(path: string): Promise<Stats | undefined> {
   try {
-    return await lstat(path);
+    return await lstat(fsPath(path));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -39,8 +50,8 @@ async function stat(path: string): Promise<Stats | undefined> {
 }
 
 async function sameContent(a: string, b: string, signal?: AbortSignal): Promise<boolean> {
-  const ia = createReadStream(a, { highWaterMark: 64 * 1024, signal })[Symbol.asyncIterator]();
-  const ib = createReadStream(b, { highWaterMark: 64 * 1024, signal })[Symbol.asyncIterator]();
+  const ia = createReadStream(fsPath(a), { highWaterMark: 64 * 1024, signal })[Symbol.asyncIterator]();
+  const ib = createReadStream(fsPath(b), { highWaterMark: 64 * 1024, signal })[Symbol.asyncIterator]();
   let bufA: Buffer = Buffer.alloc(0);
   let bufB: Buffer = Buffer.alloc(0);
   try {
@@ -88,12 +99,12 @@ async function sameFile(
   const uNanos = nanosOf(u);
   if (lNanos === 0 && uNanos === 0) {
     // Both times look truncated (copied from a tar): the bytes decide.
-    if (u.isSymbolicLink()) return (await readlink(lowerPath)) === (await readlink(upperPath));
+    if (u.isSymbolicLink()) return (await readLink(lowerPath)) === (await readLink(upperPath));
     if (u.size === 0 || !u.isFile()) return true;
     return sameContent(lowerPath, upperPath, signal);
   }
   if (lNanos !== uNanos) return false;
-  if (u.isSymbolicLink()) return (await readlink(lowerPath)) === (await readlink(upperPath));
+  if (u.isSymbolicLink()) return (await readLink(lowerPath)) === (await readLink(upperPath));
   return true;
 }
 
@@ -162,15 +173,6 @@ export async function* layerEntries(
   signal?: AbortSignal,
 ): AsyncGenerator<TarWriteEntry> {
   const list = await changes(lower, upper, signal);
-  const capabilities = (await xattrToolAvailable())
-    ? await getXattrs(
-        list
-          .filter((c) => c.kind !== 'delete' && c.kind !== 'unmodified' && c.stat?.isFile())
-          .map((c) => `${upper}/${c.path}`),
-        ['security.capability'],
-        signal,
-      )
-    : new Map<string, Record<string, Uint8Array>>();
 
   const addedDirs = new Set<string>();
   const inodeSource = new Map<string, string>();
@@ -202,7 +204,7 @@ export async function* layerEntries(
     const parent = trimmed.slice(0, slash);
     if (addedDirs.has(parent)) return;
     addedDirs.add(parent);
-    const st = await lstat(`${upper}/${parent}`);
+    const st = await lstat(fsPath(`${upper}/${parent}`));
     await handle({ kind: 'modify', path: parent, stat: st });
   };
 
@@ -223,7 +225,7 @@ export async function* layerEntries(
     if (s.isSocket()) return;
     const entry = header(c.path, s);
     if (!entry) return;
-    if (s.isSymbolicLink()) entry.linkname = await readlink(`${upper}/${c.path}`);
+    if (s.isSymbolicLink()) entry.linkname = await readLink(`${upper}/${c.path}`);
     let extraLinks: string[] = [];
     if (!s.isDirectory() && s.nlink > 1) {
       const inode = `${s.dev}:${s.ino}`;
@@ -243,8 +245,11 @@ export async function* layerEntries(
     } else if (c.kind === 'unmodified') {
       return;
     }
-    const caps = capabilities.get(`${upper}/${c.path}`);
-    if (caps && entry.type !== 'hardlink') entry.xattrs = caps;
+    // security.capability is the one xattr containerd's ChangeWriter keeps (on regular files).
+    if (entry.type === 'file') {
+      const caps = getXattrs(fsPath(`${upper}/${c.path}`), ['security.capability']);
+      if (Object.keys(caps).length > 0) entry.xattrs = caps;
+    }
     if (entry.type === 'file') {
       entry.size = s.size;
       if (s.size > 0) entry.body = fileBody(`${upper}/${c.path}`, s.size, signal);
@@ -265,7 +270,7 @@ export async function* layerEntries(
 /** A file's bytes, opened when first read; exactly `size` of them or an error. */
 async function* fileBody(path: string, size: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   let left = size;
-  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024, signal })) {
+  for await (const chunk of createReadStream(fsPath(path), { highWaterMark: 256 * 1024, signal })) {
     const c = chunk as Buffer;
     if (c.length > left) throw new Error(`diff: ${path} grew while it was being read`);
     left -= c.length;

@@ -1,111 +1,97 @@
-import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { FailedPrecondition, InvalidArgument, type Logger, ResourceExhausted } from '@ctrd/api-proto';
+import { lgetxattr, lsetxattr } from '../sys/libc.js';
 
-// Extended attributes without a native addon: Node has no setxattr/getxattr, so one python3
-// process does a whole batch (os.setxattr / os.getxattr with follow_symlinks=False, i.e.
-// lsetxattr / lgetxattr: a symlink's target is never touched). Without python3 xattrs are a
-// known gap: the caller is told, and logs it.
+// Extended attributes of layer entries, set on each entry right after it is made (through a
+// descriptor-relative path whose last component is not followed) and bounded: the kernel holds
+// names up to 255 bytes and values up to 64 KiB, so anything larger is refused at once, and a
+// layer's xattrs together are capped, so a layer cannot make the daemon hold or write more than
+// that.
 
-const SET_SCRIPT = `
-import json, os, sys
-out = []
-for path, attrs in json.load(sys.stdin):
-    for name, value in attrs:
-        try:
-            os.setxattr(path, name, bytes.fromhex(value), follow_symlinks=False)
-        except OSError as e:
-            out.append([path, name, e.errno])
-json.dump(out, sys.stdout)
-`;
-
-const GET_SCRIPT = `
-import json, os, sys
-names = json.load(sys.stdin)
-out = {}
-for path in names["paths"]:
-    got = {}
-    for name in names["attrs"]:
-        try:
-            got[name] = os.getxattr(path, name, follow_symlinks=False).hex()
-        except OSError:
-            pass
-    if got:
-        out[path] = got
-json.dump(out, sys.stdout)
-`;
+/** Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX. */
+export const MAX_XATTR_NAME = 255;
+export const MAX_XATTR_VALUE = 64 * 1024;
+/** Default cap on the bytes of all xattrs (names and values) of one layer. */
+export const DEFAULT_MAX_LAYER_XATTR_BYTES = 16 * 1024 * 1024;
 
 export interface XattrFailure {
-  path: string;
   name: string;
   /** errno name: EPERM, ENOTSUP, ... */
   code: string;
 }
 
-let available: Promise<boolean> | undefined;
+/** Counts a layer's xattr bytes against its cap and checks each attribute against the kernel's. */
+export class XattrBudget {
+  private used = 0;
 
-/** Whether the xattr helper (python3) can run here. */
-export function xattrToolAvailable(): Promise<boolean> {
-  available ??= runPython('print(1)', '', undefined).then(
-    () => true,
-    () => false,
-  );
-  return available;
-}
+  constructor(private readonly max = DEFAULT_MAX_LAYER_XATTR_BYTES) {}
 
-function errnoName(n: number): string {
-  for (const [name, value] of Object.entries(constants.errno)) if (value === n) return name;
-  return `errno ${n}`;
-}
-
-function runPython(script: string, input: string, signal: AbortSignal | undefined): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'], signal });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else
-        reject(
-          new Error(`python3 xattr helper exited ${code}: ${Buffer.concat(err).toString('utf8').trim()}`),
+  check(xattrs: Record<string, Uint8Array>, what: string): void {
+    for (const [name, value] of Object.entries(xattrs)) {
+      const nameBytes = Buffer.byteLength(name);
+      if (nameBytes > MAX_XATTR_NAME) {
+        throw new InvalidArgument(`${what}: xattr name of ${nameBytes} bytes (the kernel's limit is 255)`);
+      }
+      if (value.length > MAX_XATTR_VALUE) {
+        throw new InvalidArgument(
+          `${what}: xattr "${name}" of ${value.length} bytes (the kernel's limit is ${MAX_XATTR_VALUE})`,
         );
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
-}
-
-/** Sets xattrs on many paths without following symlinks; returns what failed, per attribute. */
-export async function setXattrs(
-  items: ReadonlyArray<{ path: string; xattrs: Record<string, Uint8Array> }>,
-  signal?: AbortSignal,
-): Promise<XattrFailure[]> {
-  if (items.length === 0) return [];
-  const input = JSON.stringify(
-    items.map(({ path, xattrs }) => [
-      path,
-      Object.entries(xattrs).map(([k, v]) => [k, Buffer.from(v).toString('hex')]),
-    ]),
-  );
-  const out = JSON.parse(await runPython(SET_SCRIPT, input, signal)) as Array<[string, string, number]>;
-  return out.map(([path, name, errno]) => ({ path, name, code: errnoName(errno) }));
-}
-
-/** Reads the named xattrs of many paths without following symlinks; absent ones are left out. */
-export async function getXattrs(
-  paths: readonly string[],
-  names: readonly string[],
-  signal?: AbortSignal,
-): Promise<Map<string, Record<string, Uint8Array>>> {
-  const result = new Map<string, Record<string, Uint8Array>>();
-  if (paths.length === 0) return result;
-  const out = JSON.parse(
-    await runPython(GET_SCRIPT, JSON.stringify({ paths, attrs: names }), signal),
-  ) as Record<string, Record<string, string>>;
-  for (const [path, attrs] of Object.entries(out)) {
-    result.set(path, Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, Buffer.from(v, 'hex')])));
+      }
+      this.used += nameBytes + value.length;
+      if (this.used > this.max) {
+        throw new ResourceExhausted(`${what}: the layer's xattrs exceed ${this.max} bytes in all`);
+      }
+    }
   }
-  return result;
+}
+
+/**
+ * Sets xattrs on the entry `path` names (its last component unfollowed); a failure containerd
+ * would ignore is logged, the others throw.
+ */
+export function setEntryXattrs(
+  path: Uint8Array,
+  xattrs: Record<string, Uint8Array>,
+  kind: 'file' | 'dir' | 'other',
+  log: Logger,
+  what: string,
+): void {
+  for (const [name, value] of Object.entries(xattrs)) {
+    try {
+      lsetxattr(path, name, value);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+      const verdict = xattrFailureVerdict({ name, code }, kind);
+      if (verdict === 'error')
+        throw new FailedPrecondition(`${what}: setxattr ${name}: ${code}`, { cause: e });
+      log[verdict === 'ignore' ? 'debug' : 'warn'](
+        { entry: what, xattr: name, code },
+        'apply layer: xattr ignored',
+      );
+    }
+  }
+}
+
+/**
+ * What a failed setxattr means, as containerd decides it: trusted.* refused (EPERM: not
+ * privileged) is ignored, an unsupporting filesystem is a warning, user.* on anything but a
+ * regular file or directory is a warning (the kernel allows it nowhere else); the rest fail.
+ */
+export function xattrFailureVerdict(
+  f: XattrFailure,
+  kind: 'file' | 'dir' | 'other',
+): 'ignore' | 'warn' | 'error' {
+  if (f.code === 'EPERM' && f.name.startsWith('trusted.')) return 'ignore';
+  if (f.code === 'ENOTSUP' || f.code === 'EOPNOTSUPP') return 'warn';
+  if (f.code === 'EPERM' && f.name.startsWith('user.') && kind === 'other') return 'warn';
+  return 'error';
+}
+
+/** Reads the named xattrs of `path` (last component unfollowed); absent ones are left out. */
+export function getXattrs(path: Uint8Array, names: readonly string[]): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const name of names) {
+    const value = lgetxattr(path, name);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
 }
