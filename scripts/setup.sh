@@ -16,6 +16,8 @@ declare -A APT=(
   [docker-registry]=/usr/bin/docker-registry
   [tmux]=/usr/bin/tmux
   [iproute2]=/usr/sbin/ip
+  # getfattr/setfattr: the hostile-layer e2e test reads the host canary's xattrs with them.
+  [attr]=/usr/bin/getfattr
   # node-gyp builds better-sqlite3 from source when no prebuilt binary can be fetched.
   [python3]=/usr/bin/python3
 )

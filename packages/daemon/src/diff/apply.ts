@@ -1,4 +1,4 @@
-import { lstatSync, lutimesSync } from 'node:fs';
+import { lstatSync, utimesSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   Canceled,
@@ -76,7 +76,7 @@ class LayerState {
   readonly unpacked = new UnpackedPaths();
   readonly opaqueDone = new Set<string>();
   /** Directories whose times are set at the end, by their cleaned names. */
-  readonly dirTimes: Array<{ comps: string[]; mtime: number }> = [];
+  readonly dirTimes: Array<{ comps: string[]; mtime: number; name: string }> = [];
 
   constructor(
     readonly ctx: EntryContext,
@@ -110,33 +110,40 @@ async function applyEntry(state: LayerState, entry: TarEntry): Promise<void> {
       await removeEntry(parent, base, state.unpacked);
     }
     if (!(await writers[entry.type](state.ctx, parent, base, entry, what))) return;
-    if (entry.type === 'dir') state.dirTimes.push({ comps, mtime: entry.mtime });
+    if (entry.type === 'dir') state.dirTimes.push({ comps, mtime: entry.mtime, name: entry.name });
     state.unpacked.add(`${parent.path}/${base}`);
   } finally {
     parent.close();
   }
 }
 
-/** Directory times last (entries inside changed them), each directory resolved anew. */
+/**
+ * Directory times last (entries inside changed them), each directory resolved anew inside the
+ * root, symlinks followed there as containerd's RootPath does. A directory that a later entry
+ * removed fails the layer, as it does in containerd.
+ */
 function setDirTimes(state: LayerState): void {
-  for (const { comps, mtime } of state.dirTimes) {
-    let parent: ReturnType<RootDir['dir']>;
+  for (const { comps, mtime, name } of state.dirTimes) {
+    let dir: ReturnType<RootDir['dir']>;
     try {
-      parent = state.ctx.root.dir(comps.slice(0, -1), 'directory times');
+      dir = state.ctx.root.dir(comps, `layer entry "${shown(name)}"`);
     } catch (e) {
-      // A parent that stopped being a directory: this one is gone.
+      // Something other than a directory is there now: containerd would set its times; nothing
+      // of this entry is left to set.
       if (e instanceof InvalidArgument) continue;
       throw e;
     }
-    if (!parent) continue;
+    if (!dir) {
+      throw new InvalidArgument(
+        `layer entry "${shown(name)}": the directory is gone when its times are set (a later entry removed it)`,
+      );
+    }
     try {
-      const path = at(parent.fd, comps[comps.length - 1]!);
-      if (lstatSync(path, { throwIfNoEntry: false })?.isDirectory()) {
-        const t = clampTime(mtime);
-        lutimesSync(path, t, t);
-      }
+      const t = clampTime(mtime);
+      // Through the descriptor's own /proc link: exactly this directory.
+      utimesSync(at(dir.fd), t, t);
     } finally {
-      parent.close();
+      dir.close();
     }
   }
 }
