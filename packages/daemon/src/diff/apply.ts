@@ -1,5 +1,6 @@
-import { lstatSync, utimesSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { readFile, utimes } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   Canceled,
   CtrdError,
@@ -71,6 +72,23 @@ function shown(name: string): string {
   return name.length > 200 ? `${name.slice(0, 200)}...` : name;
 }
 
+/**
+ * Gives the event loop a turn every few milliseconds. A layer's entries can follow each other
+ * without any real wait (the tar is buffered, lookups are synchronous), and a layer of 100,000
+ * symlinks must not hold the daemon's only thread for the seconds it takes.
+ */
+class Turns {
+  private last = performance.now();
+
+  async maybe(): Promise<void> {
+    if (performance.now() - this.last < TURN_MS) return;
+    await nextTurn();
+    this.last = performance.now();
+  }
+}
+
+const TURN_MS = 10;
+
 /** What one layer keeps while it is applied. */
 class LayerState {
   readonly unpacked = new UnpackedPaths();
@@ -122,7 +140,8 @@ async function applyEntry(state: LayerState, entry: TarEntry): Promise<void> {
  * root, symlinks followed there as containerd's RootPath does. A directory that a later entry
  * removed fails the layer, as it does in containerd.
  */
-function setDirTimes(state: LayerState): void {
+async function setDirTimes(state: LayerState): Promise<void> {
+  const turn = new Turns();
   for (const { comps, mtime, name } of state.dirTimes) {
     let dir: ReturnType<RootDir['dir']>;
     try {
@@ -141,10 +160,11 @@ function setDirTimes(state: LayerState): void {
     try {
       const t = clampTime(mtime);
       // Through the descriptor's own /proc link: exactly this directory.
-      utimesSync(at(dir.fd), t, t);
+      await utimes(at(dir.fd), t, t);
     } finally {
       dir.close();
     }
+    await turn.maybe();
   }
 }
 
@@ -185,6 +205,7 @@ export async function applyLayer(
     new XattrBudget(options.maxXattrBytes),
   );
   let entries = 0;
+  const turn = new Turns();
   try {
     for await (const entry of readTar(tap(), {
       signal,
@@ -200,8 +221,9 @@ export async function applyLayer(
       } catch (e) {
         throw wrap(e, `layer entry "${shown(entry.name)}"`);
       }
+      await turn.maybe();
     }
-    setDirTimes(state);
+    await setDirTimes(state);
   } catch (e) {
     throw wrap(e, 'apply layer');
   } finally {

@@ -1,19 +1,5 @@
-import {
-  chmodSync,
-  closeSync,
-  constants,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
-  lchownSync,
-  linkSync,
-  lstatSync,
-  lutimesSync,
-  mkdirSync,
-  openSync,
-  symlinkSync,
-} from 'node:fs';
-import { open } from 'node:fs/promises';
+import { constants, lstatSync } from 'node:fs';
+import { chmod, type FileHandle, lchown, link, lutimes, mkdir, open, symlink } from 'node:fs/promises';
 import { FailedPrecondition, InvalidArgument, type Logger } from '@ctrd/api-proto';
 import { encodeName, type TarEntry } from '@ctrd/api-proto/tar';
 import { makedev, mknodat, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/libc.js';
@@ -24,7 +10,8 @@ import { setEntryXattrs } from './xattrs.js';
 // in the way: apply.ts removed it) without following it, then sets owner, mode, xattrs and times
 // on what it made, through its descriptor where it can be opened and by the no-follow calls
 // where it cannot. Order matters: chown clears set-id bits and security.capability, so mode and
-// xattrs come after it.
+// xattrs come after it. Calls that change the tree go through the thread pool (a slow disk stalls
+// a worker, not the daemon); lookups are synchronous.
 
 /** Largest device numbers the kernel's 32-bit dev_t encoding keeps (12-bit major, 20-bit minor). */
 const MAX_MAJOR = 0xfff;
@@ -69,10 +56,10 @@ function owner(ctx: EntryContext, entry: TarEntry, what: string): { uid: number;
 }
 
 /** Owner and mode through an open descriptor (regular files and directories). */
-function ownAndModeFd(ctx: EntryContext, fd: number, entry: TarEntry, what: string): void {
+async function ownAndModeFd(ctx: EntryContext, fh: FileHandle, entry: TarEntry, what: string): Promise<void> {
   const o = owner(ctx, entry, what);
-  if (o) fchownSync(fd, o.uid, o.gid);
-  fchmodSync(fd, entry.mode);
+  if (o) await fh.chown(o.uid, o.gid);
+  await fh.chmod(entry.mode);
 }
 
 /**
@@ -80,31 +67,31 @@ function ownAndModeFd(ctx: EntryContext, fd: number, entry: TarEntry, what: stri
  * (symlinks, device nodes, fifos). A symlink's mode is left alone: Linux has no lchmod, and
  * chmod would follow it (the HardlinkSymlinkChmod breakout).
  */
-function metadataByPath(
+async function metadataByPath(
   ctx: EntryContext,
   path: Buffer,
   entry: TarEntry,
   isSymlink: boolean,
   what: string,
-): void {
+): Promise<void> {
   const o = owner(ctx, entry, what);
-  if (o) lchownSync(path, o.uid, o.gid);
-  if (!isSymlink) chmodSync(path, entry.mode);
+  if (o) await lchown(path, o.uid, o.gid);
+  if (!isSymlink) await chmod(path, entry.mode);
   setEntryXattrs(path, entry.xattrs, 'other', ctx.log, what);
   const t = clampTime(entry.mtime);
-  lutimesSync(path, t, t);
+  await lutimes(path, t, t);
 }
 
 const writeDir: EntryWriter = async (ctx, parent, base, entry, what) => {
   const path = at(parent.fd, base);
   // An existing directory is merged into (apply.ts left it); otherwise made private until its
   // mode is set.
-  if (!lstatSync(path, { throwIfNoEntry: false })) mkdirSync(path, 0o700);
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  if (!lstatSync(path, { throwIfNoEntry: false })) await mkdir(path, 0o700);
+  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
-    ownAndModeFd(ctx, fd, entry, what);
+    await ownAndModeFd(ctx, fh, entry, what);
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
   setEntryXattrs(path, entry.xattrs, 'dir', ctx.log, what);
   // Its times are set when the layer is done (apply.ts): later entries inside change them.
@@ -129,10 +116,10 @@ const writeFile: EntryWriter = async (ctx, parent, base, entry, what) => {
       written += chunk.length;
     }
     if (written !== entry.size) throw new InvalidArgument(`${what}: ${written} of ${entry.size} bytes`);
-    ownAndModeFd(ctx, fh.fd, entry, what);
+    await ownAndModeFd(ctx, fh, entry, what);
     setEntryXattrs(path, entry.xattrs, 'file', ctx.log, what);
     const t = clampTime(entry.mtime);
-    futimesSync(fh.fd, t, t);
+    await fh.utimes(t, t);
   } finally {
     await fh.close();
   }
@@ -142,8 +129,8 @@ const writeFile: EntryWriter = async (ctx, parent, base, entry, what) => {
 const writeSymlink: EntryWriter = async (ctx, parent, base, entry, what) => {
   // Any target is allowed: it is the later lookups through it that resolution keeps inside.
   const path = at(parent.fd, base);
-  symlinkSync(Buffer.from(encodeName(entry.linkname)), path);
-  metadataByPath(ctx, path, entry, true, what);
+  await symlink(Buffer.from(encodeName(entry.linkname)), path);
+  await metadataByPath(ctx, path, entry, true, what);
   return true;
 };
 
@@ -159,19 +146,19 @@ const writeHardlink: EntryWriter = async (ctx, parent, base, entry, what) => {
     if (st.isDirectory()) throw new InvalidArgument(`${what}: hardlink to a directory`);
     // link(2) does not follow a symlink it is given: the link names the symlink itself.
     const path = at(parent.fd, base);
-    linkSync(target, path);
+    await link(target, path);
     if (st.isFile()) {
-      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
-        ownAndModeFd(ctx, fd, entry, what);
+        await ownAndModeFd(ctx, fh, entry, what);
         setEntryXattrs(path, entry.xattrs, 'file', ctx.log, what);
         const t = clampTime(entry.mtime);
-        futimesSync(fd, t, t);
+        await fh.utimes(t, t);
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
     } else {
-      metadataByPath(ctx, path, entry, st.isSymbolicLink(), what);
+      await metadataByPath(ctx, path, entry, st.isSymbolicLink(), what);
     }
   } finally {
     targetDir.close();
@@ -208,7 +195,7 @@ const writeNode: EntryWriter = async (ctx, parent, base, entry, what) => {
     }
     throw new FailedPrecondition(`${what}: mknod: ${code}`, { cause: e });
   }
-  metadataByPath(ctx, at(parent.fd, base), entry, false, what);
+  await metadataByPath(ctx, at(parent.fd, base), entry, false, what);
   return true;
 };
 
