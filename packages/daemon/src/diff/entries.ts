@@ -62,6 +62,20 @@ async function ownAndModeFd(ctx: EntryContext, fh: FileHandle, entry: TarEntry, 
   await fh.chmod(entry.mode);
 }
 
+/** Owner, mode, xattrs and times of a regular file open as `fh` (named by `path`). */
+async function fileMetadata(
+  ctx: EntryContext,
+  fh: FileHandle,
+  path: Buffer,
+  entry: TarEntry,
+  what: string,
+): Promise<void> {
+  await ownAndModeFd(ctx, fh, entry, what);
+  setEntryXattrs(path, entry.xattrs, 'file', ctx.log, what);
+  const t = clampTime(entry.mtime);
+  await fh.utimes(t, t);
+}
+
 /**
  * Owner, mode, xattrs and times by the no-follow calls, for what cannot be opened safely
  * (symlinks, device nodes, fifos). A symlink's mode is left alone: Linux has no lchmod, and
@@ -116,10 +130,7 @@ const writeFile: EntryWriter = async (ctx, parent, base, entry, what) => {
       written += chunk.length;
     }
     if (written !== entry.size) throw new InvalidArgument(`${what}: ${written} of ${entry.size} bytes`);
-    await ownAndModeFd(ctx, fh, entry, what);
-    setEntryXattrs(path, entry.xattrs, 'file', ctx.log, what);
-    const t = clampTime(entry.mtime);
-    await fh.utimes(t, t);
+    await fileMetadata(ctx, fh, path, entry, what);
   } finally {
     await fh.close();
   }
@@ -150,10 +161,7 @@ const writeHardlink: EntryWriter = async (ctx, parent, base, entry, what) => {
     if (st.isFile()) {
       const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
-        await ownAndModeFd(ctx, fh, entry, what);
-        setEntryXattrs(path, entry.xattrs, 'file', ctx.log, what);
-        const t = clampTime(entry.mtime);
-        await fh.utimes(t, t);
+        await fileMetadata(ctx, fh, path, entry, what);
       } finally {
         await fh.close();
       }
