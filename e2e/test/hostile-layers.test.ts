@@ -1,7 +1,6 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -10,7 +9,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +22,11 @@ import { decodeName, type TarWriteEntry, writeTar } from '@ctrd/api-proto/tar';
 import { DescriptorSchema } from '@ctrd/api-proto/types';
 import { VersionService } from '@ctrd/api-proto/version';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type StockContainerd,
+  startStockContainerd,
+  stockContainerdAvailable,
+} from './helpers/containerd.js';
 import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { CTR, mountsUnder, sweep } from './tasks-support.js';
 
@@ -34,13 +38,12 @@ import { CTR, mountsUnder, sweep } from './tasks-support.js';
 // it made) is containerd's.
 
 const run = promisify(execFile);
-const CONTAINERD = '/usr/bin/containerd';
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 let dir: string;
 let canaryDir: string;
 let ctrd: DaemonProcess;
-let containerd: ChildProcess | undefined;
+let containerd: StockContainerd | undefined;
 
 interface Peer {
   name: string;
@@ -208,48 +211,15 @@ beforeAll(async () => {
   ctrd = await startDaemon({ dir: join(dir, 'ctrd'), debug: false });
   peers.push({ name: 'ctrd', socket: ctrd.socket });
 
-  if (existsSync(CONTAINERD)) {
-    const cdir = join(dir, 'cd');
-    await mkdir(cdir);
-    const socket = join(cdir, 'c.sock');
-    await writeFile(
-      join(cdir, 'config.toml'),
-      [
-        'version = 2',
-        `root = "${cdir}/root"`,
-        `state = "${cdir}/state"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", ' +
-          '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
-        '[grpc]',
-        `  address = "${socket}"`,
-        '[ttrpc]',
-        `  address = "${socket}.ttrpc"`,
-        '[debug]',
-        '  address = ""',
-        '[metrics]',
-        '  address = ""',
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${cdir}/opt"`,
-        '',
-      ].join('\n'),
-    );
-    containerd = spawn(CONTAINERD, ['--config', join(cdir, 'config.toml')], { stdio: 'ignore' });
-    const deadline = Date.now() + 20_000;
-    while (!existsSync(socket)) {
-      if (Date.now() > deadline) throw new Error('containerd did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    peers.push({ name: 'containerd', socket });
+  if (stockContainerdAvailable()) {
+    containerd = await startStockContainerd(join(dir, 'cd'));
+    peers.push({ name: 'containerd', socket: containerd.socket });
   }
 }, 60_000);
 
 afterAll(async () => {
   await ctrd?.stop('SIGKILL');
-  if (containerd?.pid !== undefined && containerd.exitCode === null) {
-    const exited = new Promise((resolve) => containerd?.once('exit', resolve));
-    containerd.kill('SIGTERM');
-    await exited;
-  }
+  await containerd?.stop();
   for (const m of mountsUnder(dir).reverse()) await run('umount', ['-l', m]).catch(() => {});
   await sweep(dir, join(dir, 'ctrd', 'state'), []);
   await rm(dir, { recursive: true, force: true });
