@@ -39,7 +39,7 @@ const seen: { method: string; namespace: string }[] = [];
 const subscribeFilters: string[][] = [];
 
 function ctr(...args: string[]): Promise<Run> {
-  return runCommand(CTR, ['--address', server.socketPath, ...args], { timeout: 15_000 });
+  return runCommand(CTR, ['--address', server.socketPath, ...args], { timeout: 30_000 });
 }
 
 beforeAll(async () => {
@@ -197,7 +197,7 @@ describe('stock ctr against an @ctrd/api-proto server', () => {
     try {
       let out = '';
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no event printed; stdout so far: ${out}`)), 10_000);
+        const timer = setTimeout(() => reject(new Error(`no event printed; stdout so far: ${out}`)), 60_000);
         child.stdout.on('data', (chunk: Buffer) => {
           out += chunk.toString();
           if (out.includes('\n')) {

@@ -57,12 +57,12 @@ const table = (out: string) =>
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ctrd-ci-'));
   d = await startDaemon({ dir: join(dir, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   await rm(dir, { recursive: true, force: true });
-}, 30_000);
+});
 
 describe('content and images through stock ctr', () => {
   // A small but real OCI image: one layer, a config, a manifest.
@@ -159,7 +159,7 @@ describe('content and images through stock ctr', () => {
     const after = await ctrWithStdin(['content', 'get', sha(loose)], Buffer.alloc(0));
     expect(after.code).not.toBe(0);
     expect(after.stderr).toContain('not found');
-  }, 120_000);
+  });
 
   it('images ls, tag, label, rm --sync (the collector takes the blobs)', async () => {
     const images = createClient(ImagesService, { address: d.address, namespace: ns });
@@ -208,7 +208,7 @@ describe('content and images through stock ctr', () => {
     expect(await readdir(join(d.root, 'content', 'blobs', 'sha256'))).toEqual([]);
     const missing = await ctr('images', 'rm', 'example.com/test/app:1');
     expect(missing.stderr).toMatch(/not found/);
-  }, 120_000);
+  });
 
   it('images import --no-unpack (Content.Write with labels, Update, Images.Create/Update), export, rm --sync', async () => {
     // An OCI layout archive of the same image, tagged "v1".
@@ -263,5 +263,5 @@ describe('content and images through stock ctr', () => {
 
     await ok('images', 'rm', '--sync', 'example.com/imp:v1');
     expect((await ok('content', 'ls', '-q')).trim()).toBe('');
-  }, 120_000);
+  });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonProcess, startDaemon } from './helpers/daemon.js';
+import { callsLogged, type DaemonProcess, startDaemon } from './helpers/daemon.js';
 import { buildBusyboxRootfs } from './helpers/rootfs.js';
 import { type Run, runCommand } from './helpers/run.js';
 
@@ -47,7 +47,7 @@ beforeAll(async () => {
   const probe = await ctr('-n', 'e2e-probe', 't', 'start', '-d', 'probe');
   tasksServed = !/not implemented/.test(probe.stderr);
   await ctr('-n', 'e2e-probe', 'rm', '-f', 'probe');
-}, 60_000);
+});
 
 afterAll(async () => {
   if (tasksServed) await ctr('-n', 'e2e-tasks', 'rm', '-f', 'echo1', 'sleeper').catch(() => undefined);
@@ -58,9 +58,9 @@ afterAll(async () => {
   for (const c of readdirSync('/sys/fs/cgroup')) {
     for (const ns of ['e2e-probe', 'e2e-tasks']) await rmdir(join('/sys/fs/cgroup', c, ns)).catch(() => {});
   }
-}, 30_000);
+});
 
-describe('ctr against ctrd', { timeout: 60_000 }, () => {
+describe('ctr against ctrd', () => {
   it('version and the global flags in either order', async () => {
     const v = await ctr('version', '--json');
     expect(v.code).toBe(0);
@@ -129,6 +129,7 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
   });
 
   it('events: a create as it happens, and --since replays the history', async () => {
+    const subscribed = callsLogged(d, 'Events/Subscribe');
     const child = spawn(process.execPath, [ctrBin, '-n', 'ev', 'events', '--json'], { env: env() });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -136,13 +137,11 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
     });
     const started = new Date();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // Subscribe is live only: wait until the daemon serves the stream.
+      await expect.poll(() => callsLogged(d, 'Events/Subscribe')).toBeGreaterThan(subscribed);
       expect((await ctr('-n', 'ev', 'c', 'create', '--rootfs', rootfs, 'e1', 'true')).code).toBe(0);
       expect((await ctr('-n', 'ev', 'c', 'rm', 'e1')).code).toBe(0);
-      const deadline = Date.now() + 5000;
-      while (out.split('\n').filter(Boolean).length < 2 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await expect.poll(() => out.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(2);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGINT');
@@ -236,6 +235,7 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
 
   it('task events in the seed’s format, and the seed’s verbs on a real task', async (ctx) => {
     if (!tasksServed) ctx.skip();
+    const subscribed = callsLogged(d, 'Events/Subscribe');
     const child = spawn(process.execPath, [ctrBin, '-n', 'e2e-tasks', 'events', 'topic~="/tasks/"'], {
       env: env(),
     });
@@ -244,7 +244,7 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
       out += chunk.toString();
     });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await expect.poll(() => callsLogged(d, 'Events/Subscribe')).toBeGreaterThan(subscribed);
       const res = await ctr(
         '-n',
         'e2e-tasks',
@@ -259,9 +259,7 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
         'exit 2',
       );
       expect(res.code).toBe(2);
-      const deadline = Date.now() + 5000;
-      while (!/\nexit +seedev/.test(out) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
+      await expect.poll(() => out).toMatch(/\nexit +seedev/);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGINT');
@@ -284,13 +282,9 @@ describe('ctr against ctrd', { timeout: 60_000 }, () => {
     const seed = await ctr('-n', 'e2e-tasks', 'containers');
     expect(seed.stdout).toMatch(new RegExp(`\\nseedjob +${rootfs} +running +\\d+\\n`));
     expect((await ctr('-n', 'e2e-tasks', 'containers', 'kill', '-s', '9', 'seedjob')).code).toBe(0);
-    const until = Date.now() + 10_000;
-    let ls = '';
-    while (Date.now() < until) {
-      ls = (await ctr('-n', 'e2e-tasks', 't', 'ls')).stdout;
-      if (/STOPPED/.test(ls)) break;
-    }
-    expect(ls).toMatch(/\nseedjob +\d+ +STOPPED\n/);
+    await expect
+      .poll(async () => (await ctr('-n', 'e2e-tasks', 't', 'ls')).stdout)
+      .toMatch(/\nseedjob +\d+ +STOPPED\n/);
     expect(await ctr('-n', 'e2e-tasks', 'rm', 'seedjob')).toEqual({
       code: 0,
       stdout: 'seedjob\n',

@@ -54,7 +54,7 @@ describe('@ctrd/ctr packed and installed outside the workspace', () => {
       await d.stop('SIGTERM');
     }
     if (dir) await rm(dir, { recursive: true, force: true });
-  }, 60_000);
+  });
 
   it('the tarball holds the bin, the oclif manifest and dist, not sources or tests', async () => {
     const { stdout } = await run('tar', ['-tzf', ctrTarball]);
@@ -79,7 +79,7 @@ describe('@ctrd/ctr packed and installed outside the workspace', () => {
     const [header, ...rows] = stdout.trim().split('\n');
     expect(header?.split(/\s{2,}/).map((c) => c.trim())).toEqual(['ID', 'PATH', 'STATUS', 'PID1']);
     expect(rows.some((r) => r.startsWith('packed1 '))).toBe(true);
-  }, 60_000);
+  });
 
   it('a missing socket says which address it tried, and exits 1', async () => {
     const missing = join(dir, 'nothing-here.sock');
@@ -88,5 +88,5 @@ describe('@ctrd/ctr packed and installed outside the workspace', () => {
     )) as { code?: number; stderr?: string };
     expect(err.code).toBe(1);
     expect(err.stderr).toContain(missing);
-  }, 60_000);
+  });
 });

@@ -79,7 +79,7 @@ beforeAll(async () => {
   ]);
   tasks = createClient(TaskService, { address: stdout.trim(), namespace: NS, timeoutMs: 30_000 });
   shimPid = (await tasks.connect({})).shimPid;
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const id of created) await run('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => {});
@@ -96,9 +96,9 @@ afterAll(async () => {
   for (const c of readdirSync('/sys/fs/cgroup')) {
     for (const parent of ['ctr-fifo-e2e', NS]) await rmdir(join('/sys/fs/cgroup', c, parent)).catch(() => {});
   }
-}, 60_000);
+});
 
-describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
+describe('ctr fifos with the real shim', () => {
   it('init process: stdin in, stdout and stderr out, every byte read before EOF', async () => {
     const id = 'init1';
     const b = await bundle(id, ['sh', '-c', 'tr a-z A-Z; echo done >&2; exit 5']);
@@ -118,8 +118,8 @@ describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
     const waited = tasks.wait({ id });
     await tasks.start({ id });
     fifos.attached();
-    fifos.stdin?.end('hello fifo\n');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Written out to the fifo before CloseIO.
+    await new Promise<void>((resolve) => fifos.stdin?.end('hello fifo\n', () => resolve()));
     await tasks.closeIO({ id, stdin: true });
     expect((await waited).exitStatus).toBe(5);
     await fifos.drained();
@@ -190,13 +190,11 @@ describe('ctr fifos with the real shim', { timeout: 60_000 }, () => {
       }),
     });
     // Written before Start: it waits in the fifo, which ctr keeps open until the shim has its end.
-    fifos.stdin?.write('early line\n');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise<void>((resolve) => fifos.stdin?.write('early line\n', () => resolve()));
     const waited = tasks.wait({ id, execId });
     await tasks.start({ id, execId });
     fifos.attached();
-    fifos.stdin?.end();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise<void>((resolve) => fifos.stdin?.end(() => resolve()));
     await tasks.closeIO({ id, execId, stdin: true });
     expect((await waited).exitStatus).toBe(0);
     await fifos.drained();

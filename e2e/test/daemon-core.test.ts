@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DaemonProcess, runCtrd, startDaemon } from './helpers/daemon.js';
+import { callsLogged, type DaemonProcess, runCtrd, startDaemon } from './helpers/daemon.js';
 import { CTR, ctrOk, ctrRun } from './tasks-support.js';
 
 // The real ctrd process on a private temp root, state dir and socket, driven by the stock
@@ -25,7 +25,7 @@ beforeAll(async () => {
   await mkdir(rootfs);
   // In the test's own dir: the restarts below start new daemons on it, and the whole dir goes at the end.
   d = await startDaemon({ dir: join(scratch, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.dispose();
@@ -88,17 +88,17 @@ describe('ctrd driven by stock ctr 1.6', () => {
   });
 
   it('events sees /containers/create from another client', async () => {
+    const subscribed = callsLogged(d, 'Events/Subscribe');
     const sub = spawn(CTR, ['--address', d.socket, 'events'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     sub.stdout.on('data', (b) => {
       out += b;
     });
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // Subscribe is live only: wait until the daemon serves the stream.
+      await expect.poll(() => callsLogged(d, 'Events/Subscribe')).toBeGreaterThan(subscribed);
       await ok('containers', 'create', '--rootfs', rootfs, 'evt', '/bin/true');
-      const deadline = Date.now() + 10_000;
-      while (!/\/containers\/create/.test(out) && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 50));
+      await expect.poll(() => out).toMatch(/\/containers\/create/);
       expect(out).toMatch(/default\s+\/containers\/create\s+\{.*"id":"evt"/);
     } finally {
       sub.kill('SIGTERM');
@@ -161,7 +161,7 @@ describe('ctrd driven by stock ctr 1.6', () => {
     expect(r.stderr).toMatch(new RegExp(`root ${d.root}: another ctrd is running on it \\(pid ${d.pid}\\)`));
     // and the first one is unaffected
     expect(await ok('version')).toMatch(/Server:/);
-  }, 30_000);
+  });
 
   it('bad flags exit 2 with usage; bad values name the flag', async () => {
     const r = await runCtrd(['--no-such-flag']);
@@ -173,7 +173,7 @@ describe('ctrd driven by stock ctr 1.6', () => {
     const c = await runCtrd(['config', 'default']);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/^metrics_interval = "1m0s"$/m);
-  }, 30_000);
+  });
 
   it('restart after SIGTERM, then after SIGKILL, keeps everything', async () => {
     await ok('namespaces', 'create', 'keep', 'k=v');
@@ -194,5 +194,5 @@ describe('ctrd driven by stock ctr 1.6', () => {
     expect(JSON.parse(await ok('-n', 'keep', 'containers', 'info', 'kept')).ID).toBe('kept');
     await ok('-n', 'keep', 'containers', 'rm', 'kept');
     await ok('namespaces', 'rm', 'keep');
-  }, 60_000);
+  });
 });

@@ -102,14 +102,14 @@ async function withView<T>(key: string, fn: (target: string) => Promise<T>): Pro
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ctrd-diff-'));
   d = await startDaemon({ dir: join(dir, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   for (const m of mountsUnder(dir).reverse()) await run('umount', ['-l', m]).catch(() => {});
   await sweep(dir, join(dir, 'd', 'state'), [ns]);
   await rm(dir, { recursive: true, force: true });
-}, 60_000);
+});
 
 describe('Diff service through a real daemon', () => {
   it('applies a layer written with stock ctr to a snapshot, commits it, and a view shows its files', async () => {
@@ -219,5 +219,5 @@ describe('Diff service through a real daemon', () => {
     const content = createClient(ContentService, { address: d.address, namespace: ns });
     const info = (await content.info({ digest: layer.desc.digest })).info!;
     expect(info.labels['containerd.io/uncompressed']).toBe(chain);
-  }, 120_000);
+  });
 });

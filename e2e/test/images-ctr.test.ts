@@ -74,7 +74,7 @@ const lines = (out: string) => out.split('\n').filter((l) => l !== '');
 async function expectEmptied(n: string): Promise<void> {
   let content = '';
   let snapshots = '';
-  for (let i = 0; i < 50; i++) {
+  for (const end = Date.now() + 60_000; Date.now() < end; ) {
     content = await oursOk(n, ['content', 'ls', '-q']);
     snapshots = await oursOk(n, ['snapshots', 'ls', '-q']);
     if (content === '' && snapshots === '') break;
@@ -98,13 +98,13 @@ beforeAll(async () => {
   busybox = await busyboxImage(RUN_CONFIG);
   archive = join(scratch, 'busybox.tar');
   await writeFile(archive, await ociLayoutTar([{ image: busybox, name: NAME }]));
-}, 60_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   await sweep(scratch, join(scratch, 'd', 'state'), namespaces);
   await rm(scratch, { recursive: true, force: true });
-}, 60_000);
+});
 
 describe('our ctr: import, ls, run, export, re-import', () => {
   const a = ns('imga');
@@ -145,7 +145,7 @@ describe('our ctr: import, ls, run, export, re-import', () => {
     // --rm left no container and no container snapshot: only the image's committed layer.
     expect(await oursOk(a, ['containers', 'ls', '-q'])).toBe('');
     expect(lines(await oursOk(a, ['snapshots', 'ls', '-q']))).toHaveLength(1);
-  }, 120_000);
+  });
 
   it('a container keeps its snapshot and stop-signal label until c rm', async () => {
     await oursOk(a, ['containers', 'create', NAME, 'kept']);
@@ -155,7 +155,7 @@ describe('our ctr: import, ls, run, export, re-import', () => {
     expect(await oursOk(a, ['snapshots', 'ls'])).toMatch(/\nkept\s+sha256:\S+\s+Active\n/);
     await oursOk(a, ['containers', 'rm', 'kept']);
     expect(await oursOk(a, ['snapshots', 'ls'])).not.toContain('kept');
-  }, 60_000);
+  });
 
   it('exports an OCI layout that imports and runs in another namespace', async () => {
     const out = join(scratch, 'export.tar');
@@ -179,7 +179,7 @@ describe('our ctr: import, ls, run, export, re-import', () => {
     expect(await oursOk(b, ['images', 'import', out])).toBe(`${NAME}\n`);
     const run = await ours(b, ['run', '--rm', '--fifo-dir', fifos, NAME, 'job3']);
     expect(run).toMatchObject({ code: 0, stdout: 'hello from /srv as 0\n' });
-  }, 120_000);
+  });
 
   it('images rm and rm let the collector take every blob and snapshot', async () => {
     await oursOk(b, ['containers', 'create', NAME, 'left']);
@@ -190,7 +190,7 @@ describe('our ctr: import, ls, run, export, re-import', () => {
     await expectEmptied(b);
     await oursOk(a, ['images', 'rm', '--sync', NAME]);
     await expectEmptied(a);
-  }, 60_000);
+  });
 });
 
 describe('images made by other tools', () => {
@@ -232,7 +232,7 @@ describe('images made by other tools', () => {
     expect(await oursOk(n, ['images', 'import', skopeoTar])).toBe('localhost/skopeo:v2\n');
     const run2 = await ours(n, ['run', '--rm', '--fifo-dir', fifos, 'localhost/skopeo:v2', 'u2', 'pwd']);
     expect(run2).toMatchObject({ code: 0, stdout: '/tmp\n' });
-  }, 120_000);
+  });
 });
 
 describe('stock containerd ctr 1.6 against ctrd', () => {
@@ -279,7 +279,7 @@ describe('stock containerd ctr 1.6 against ctrd', () => {
     // Stock rm + our GC check.
     await stockOk(n, ['i', 'rm', '--sync', NAME]);
     await expectEmptied(n);
-  }, 120_000);
+  });
 });
 
 describe('bad archives fail clearly and store nothing', () => {
@@ -305,7 +305,7 @@ describe('bad archives fail clearly and store nothing', () => {
       /^ctr: .*manifest sha256:[0-9a-f]{64}: \d+ bytes, over the limit of 4194304 bytes/m,
     );
     await expectEmptied(n);
-  }, 60_000);
+  });
 
   it('200 layers', async () => {
     const layer = makeLayer(await tarBytes([{ name: 'a', type: 'file', body: Buffer.from('a') }]));
@@ -317,7 +317,7 @@ describe('bad archives fail clearly and store nothing', () => {
     const r = await importBad('many', await ociLayoutTar([{ image: many, name: 'localhost/many:1' }]));
     expect(r.stderr).toContain('200 layers, more than the limit of 128');
     await expectEmptied(n);
-  }, 60_000);
+  });
 
   it('a blob whose bytes do not match its digest', async () => {
     // A layer no other namespace holds: a known digest would be shared, not written again.
@@ -330,7 +330,7 @@ describe('bad archives fail clearly and store nothing', () => {
     expect(r.stderr).toContain(`archive entry blobs/sha256/${layer.desc.digest.slice(7)}`);
     expect(r.stderr).toContain('unexpected commit digest');
     await expectEmptied(n);
-  }, 60_000);
+  });
 });
 
 describe('a layer with ../ entries', () => {
@@ -366,5 +366,5 @@ describe('a layer with ../ entries', () => {
     await oursOk(n, ['images', 'rm', '--sync', 'localhost/evil:1']);
     await expectEmptied(n);
     expect(mountsUnder(scratch)).toEqual([]);
-  }, 60_000);
+  });
 });

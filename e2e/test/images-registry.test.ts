@@ -82,7 +82,7 @@ async function startRegistry(dir: string, htpasswd?: string): Promise<RegistryPr
     },
   };
   registries.push(reg);
-  for (let i = 0; i < 100; i++) {
+  for (const end = Date.now() + 60_000; Date.now() < end; ) {
     const res = await fetch(`http://${host}/v2/`).catch(() => undefined);
     if (res && (res.status === 200 || res.status === 401)) return reg;
     if (child.exitCode !== null) break;
@@ -261,7 +261,7 @@ beforeAll(async () => {
   if (!ready) return;
   scratch = await mkdtemp(join(tmpdir(), 'ctrd-registry-e2e-'));
   d = await startDaemon({ dir: join(scratch, 'd') });
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const r of registries) await r.stop();
@@ -272,7 +272,7 @@ afterAll(async () => {
   if (existsSync('/sys/fs/cgroup')) {
     for (const c of readdirSync('/sys/fs/cgroup')) await rmdir(join('/sys/fs/cgroup', c, NS)).catch(() => {});
   }
-}, 60_000);
+});
 
 describe.skipIf(!ready)('images push and pull through docker-registry', { timeout: 180_000 }, () => {
   it('import, push, rm, pull (progress, normalized name, unpack) and run the pulled image', async () => {
@@ -468,7 +468,8 @@ describe.skipIf(!ready)('images push and pull through docker-registry', { timeou
       await stall;
       // Wait until the daemon holds the bytes sent so far as an ingest, then kill ctr outright.
       let active = '';
-      for (let i = 0; i < 50 && !/layer-sha256:[0-9a-f]{64}\s+262\.1kB\s/.test(active); i++) {
+      for (const end = Date.now() + 60_000; !/layer-sha256:[0-9a-f]{64}\s+262\.1kB\s/.test(active); ) {
+        if (Date.now() > end) break;
         await new Promise((r) => setTimeout(r, 100));
         active = (await stock(['content', 'active'])).stdout;
       }

@@ -70,7 +70,7 @@ describe.runIf(canRun)('@ctrd/runc-client packed and installed alone', () => {
     // The example cleans up after itself.
     expect(await listIds(RUNC, root)).toEqual([]);
     expect(await mountsUnder(root)).toEqual([]);
-  }, 90_000);
+  });
 
   it('passes a command through and reports its exit code', async () => {
     const example = join(project, 'node_modules/@ctrd/runc-client/examples/run-busybox.mjs');
@@ -80,5 +80,5 @@ describe.runIf(canRun)('@ctrd/runc-client packed and installed alone', () => {
     });
     expect(stdout).toContain('container output:\n  42\n');
     expect(stdout).toContain('container exit code: 0\n');
-  }, 90_000);
+  });
 });

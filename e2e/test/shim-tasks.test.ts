@@ -106,7 +106,7 @@ function topics(id: string): string[] {
     .map((e) => e.topic);
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -158,7 +158,7 @@ beforeAll(async () => {
   shimAddress = stdout.trim();
   tasks = createClient(TaskService, { address: shimAddress, namespace: NS, timeoutMs: 30_000 });
   shimPid = (await tasks.connect({})).shimPid;
-}, 60_000);
+});
 
 afterAll(async () => {
   for (const id of created) {
@@ -175,7 +175,7 @@ afterAll(async () => {
   // runc removes each container's cgroup; the parent the test named is ours to remove.
   for (const c of readdirSync('/sys/fs/cgroup'))
     await rmdir(join('/sys/fs/cgroup', c, 'ctrd-shim-e2e')).catch(() => {});
-}, 60_000);
+});
 
 describe('ctrd-shim with real runc', () => {
   it('serves on a 0600 path socket in a 0700 directory and answers Connect', async () => {
@@ -248,7 +248,7 @@ describe('ctrd-shim with real runc', () => {
     expect(exit).toMatchObject({ containerId: 'exit3', id: 'exit3', pid, exitStatus: 3 });
     await expect(tasks.state({ id: 'exit3' })).rejects.toSatisfy(isNotFound);
     expect(mountsUnder(b)).toEqual([]);
-  }, 30_000);
+  });
 
   it('two tasks in one shim report their own exit codes; a SIGKILL is 137', async () => {
     await createTask('t-a', ['sh', '-c', 'sleep 0.3; exit 7']);
@@ -267,7 +267,7 @@ describe('ctrd-shim with real runc', () => {
     expect((await tasks.delete({ id: 't-a' })).exitStatus).toBe(7);
     expect((await tasks.delete({ id: 't-b' })).exitStatus).toBe(137);
     expect(zombieChildren(shimPid)).toEqual([]);
-  }, 30_000);
+  });
 
   it('exec writes to a fifo; pids, pause/resume, update and stats on a running task', async () => {
     await createTask('svc', ['sleep', '1000']);
@@ -330,7 +330,7 @@ describe('ctrd-shim with real runc', () => {
     await tasks.kill({ id: 'svc', signal: 9 });
     expect((await tasks.wait({ id: 'svc' })).exitStatus).toBe(137);
     await tasks.delete({ id: 'svc' });
-  }, 40_000);
+  });
 
   it("checkpoint returns runc's CRIU error", async () => {
     await createTask('ckpt', ['sleep', '1000']);
@@ -344,7 +344,7 @@ describe('ctrd-shim with real runc', () => {
     await tasks.kill({ id: 'ckpt', signal: 9 });
     await tasks.wait({ id: 'ckpt' });
     await tasks.delete({ id: 'ckpt' });
-  }, 30_000);
+  });
 
   it('rejects a relative bundle and a bundle without config.json', async () => {
     await expect(tasks.create({ id: 'bad1', bundle: 'relative/path' })).rejects.toThrow(/absolute/);
@@ -365,9 +365,9 @@ describe('ctrd-shim with real runc', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(envelopes.length).toBe(before);
     await startDaemon();
-    await until('queued events', () => topics('offline').length >= 4, 15_000);
+    await until('queued events', () => topics('offline').length >= 4);
     expect(topics('offline')).toEqual(['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
-  }, 40_000);
+  });
 
   it('keeps the cost of a running container well under 1 MiB of shim memory', async () => {
     const rss = () =>
@@ -394,7 +394,7 @@ describe('ctrd-shim with real runc', () => {
       await tasks.delete({ id });
     }
     expect(zombieChildren(shimPid)).toEqual([]);
-  }, 120_000);
+  });
 
   it('shuts down once no task is left, leaving nothing behind', async () => {
     await createTask('last', ['sleep', '1000']);
@@ -407,13 +407,13 @@ describe('ctrd-shim with real runc', () => {
     await tasks.delete({ id: 'last' });
     expect(zombieChildren(shimPid)).toEqual([]);
     await tasks.shutdown({});
-    await until('shim exit', () => !existsSync(`/proc/${shimPid}`), 10_000);
+    await until('shim exit', () => !existsSync(`/proc/${shimPid}`));
     shimPid = 0;
     expect(await runcList()).toEqual([]);
     expect(mountsUnder(dir)).toEqual([]);
     expect(await readdir(join(stateDir, 's'))).toEqual([]);
     expect(await readdir(join(stateDir, 'shims', 'group1'))).toEqual(['shim.log']);
-  }, 30_000);
+  });
 });
 
 describe('ctrd-shim delete', () => {
@@ -464,7 +464,7 @@ describe('ctrd-shim delete', () => {
     expect(JSON.parse(out.stdout)).toMatchObject({ exit_status: 9 });
     expect(mountsUnder(b)).toEqual([]);
     expect((await runcList()).map((c) => c.id)).not.toContain('orphan');
-  }, 40_000);
+  });
 });
 
 // Unused helper kept for manual debugging of a failing run.

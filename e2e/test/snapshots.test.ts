@@ -46,13 +46,13 @@ beforeAll(async () => {
   fifos = join(dir, 'fifo');
   await mkdir(fifos);
   d = await startDaemon({ dir: join(dir, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   await sweep(dir, join(dir, 'd', 'state'), [ns]);
   await rm(dir, { recursive: true, force: true });
-}, 60_000);
+});
 
 describe('snapshots through stock ctr', () => {
   it('prepare, mounts (run as printed), commit, view, ls, info, usage, tree, rm', async () => {
@@ -123,7 +123,7 @@ describe('snapshots through stock ctr', () => {
     const unknown = await ctr('snapshots', '--snapshotter', 'nosuch', 'ls');
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/snapshotter "nosuch": not loaded/);
-  }, 60_000);
+  });
 
   it('a container on an overlay snapshot runs through stock ctr t start; ctr c rm removes the snapshot', async () => {
     await ok('snapshots', 'prepare', 'c1-snap', layerName);
@@ -160,5 +160,5 @@ describe('snapshots through stock ctr', () => {
     const left = rows(await ok('snapshots', 'ls')).map((r) => r[0]);
     expect(left).not.toContain('c1-snap');
     expect(existsSync(upperdir!)).toBe(false);
-  }, 60_000);
+  });
 });

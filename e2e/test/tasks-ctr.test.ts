@@ -33,7 +33,6 @@ const ns = `tk${randomBytes(4).toString('hex')}`;
 const ctr = (...args: string[]) => ctrRun(d, ['-n', ns, ...args]);
 const ok = (...args: string[]) => ctrOk(d, ['-n', ns, ...args]);
 /** Processes other than the daemon running on its state dir: the shims. */
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const shims = () => pidsMentioning(d.state).filter((p) => p !== d.pid);
 
 beforeAll(async () => {
@@ -42,13 +41,13 @@ beforeAll(async () => {
   fifos = join(dir, 'fifo');
   await mkdir(fifos);
   d = await startDaemon({ dir: join(dir, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   await sweep(dir, join(dir, 'd', 'state'), [ns]);
   await rm(dir, { recursive: true, force: true });
-}, 60_000);
+});
 
 describe('tasks through stock ctr', () => {
   it('ctr run --rm prints the output and exits with the container status', async () => {
@@ -67,7 +66,7 @@ describe('tasks through stock ctr', () => {
     expect(r.stdout).toBe('hi\n');
     expect(r.code).toBe(3);
     expect(await ok('c', 'ls', '-q')).toBe('');
-  }, 60_000);
+  });
 
   it('run -d, ls, ps, exec, pause/resume, metrics, kill, rm', async () => {
     await ok('run', '-d', '--fifo-dir', fifos, '--rootfs', rootfs, 'c2', '/bin/sleep', '1000');
@@ -102,15 +101,13 @@ describe('tasks through stock ctr', () => {
     expect(busy.code).not.toBe(0);
     expect(busy.stderr).toMatch(/task must be stopped before deletion: running/);
     await ok('t', 'kill', '-s', '9', 'c2');
-    for (let i = 0; i < 50 && parseTaskList(await ok('t', 'ls'))[0]?.status !== 'STOPPED'; i++)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('STOPPED');
+    await expect.poll(async () => parseTaskList(await ok('t', 'ls'))[0]?.status).toBe('STOPPED');
     const rm1 = await ctr('t', 'rm', 'c2');
     expect(rm1.code).toBe(0);
     expect(rm1.stderr).toMatch(/exit with non-zero exit code 137/);
     await ok('c', 'rm', 'c2');
     expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
-  }, 90_000);
+  });
 
   it('rootfs mounts from the request are mounted at bundle/rootfs and undone on delete or failure', async () => {
     await ok('c', 'create', '--rootfs', rootfs, 'c4', '/bin/sleep', '1000');
@@ -154,7 +151,7 @@ describe('tasks through stock ctr', () => {
     expect(mountsUnder(dir)).toEqual([]);
     expect(existsSync(bundle)).toBe(false);
     await ok('c', 'rm', 'c4', 'c5');
-  }, 60_000);
+  });
 
   it('a shim that dies while the daemon runs has its tasks settled', async () => {
     await ok(
@@ -185,21 +182,20 @@ describe('tasks through stock ctr', () => {
       }
       return seen;
     };
-    for (let i = 0; i < 100 && !(await events()).includes('/tasks/delete 137'); i++) await sleep(100);
+    await expect.poll(events).toContain('/tasks/delete 137');
     const seen = await events();
     expect(parseTaskList(await ok('t', 'ls'))).toEqual([]);
     expect(isAlive(task!.pid)).toBe(false);
     expect(seen.slice(-2)).toEqual(['/tasks/exit 137', '/tasks/delete 137']);
     await ok('c', 'rm', 'c3');
-  }, 60_000);
+  });
 
   it('leaves no bundles, shims, mounts or cgroups behind', async () => {
     // The last task's shim is shut down in the background after its Delete.
-    for (let i = 0; i < 50 && shims().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(shims()).toEqual([]);
+    await expect.poll(shims).toEqual([]);
     expect(await readdir(join(d.state, 'bundles', ns))).toEqual([]);
     expect(mountsUnder(dir)).toEqual([]);
     expect(cgroupLeftovers([ns])).toEqual([]);
     expect(existsSync(join(d.state, 'runc', ns)) ? await readdir(join(d.state, 'runc', ns)) : []).toEqual([]);
-  }, 30_000);
+  });
 });

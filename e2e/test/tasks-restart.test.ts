@@ -59,13 +59,13 @@ beforeAll(async () => {
   fifos = join(dir, 'fifo');
   await mkdir(fifos);
   d = await startDaemon({ dir: join(dir, 'd') });
-}, 30_000);
+});
 
 afterAll(async () => {
   await d?.stop('SIGKILL');
   await sweep(dir, join(dir, 'd', 'state'), [A, B]);
   await rm(dir, { recursive: true, force: true });
-}, 60_000);
+});
 
 describe('daemon restart', () => {
   it('keeps live tasks, reports exits that happened while down, settles tasks of dead shims', async () => {
@@ -100,7 +100,7 @@ describe('daemon restart', () => {
       attachedErr += b.toString();
     });
     const attachedExit = new Promise<number | null>((r) => attached.once('exit', (code) => r(code)));
-    for (let i = 0; i < 100 && parseTaskList(await ok(A, 't', 'ls')).length < 20; i++) await sleep(100);
+    await expect.poll(async () => parseTaskList(await ok(A, 't', 'ls')).length).toBeGreaterThanOrEqual(20);
     for (const id of B_IDS) await run(B, id, [], '/bin/sleep', '1000');
 
     // ctr lists ids as strings sort (a1, a10, a11, ...): compare in numeric order.
@@ -138,11 +138,9 @@ describe('daemon restart', () => {
 
     for (const id of EXITING) await writeFile(join(rootfs, 'tmp', `go-${id}`), '');
     const exitingAlive = () => EXITING.filter((id) => isAlive(pidOf.get(id)!));
-    for (let i = 0; i < 100 && exitingAlive().length > 0; i++) await sleep(100);
-    expect(exitingAlive()).toEqual([]);
+    await expect.poll(exitingAlive).toEqual([]);
     for (const pid of bShims) process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && bShims.some(isAlive); i++) await sleep(100);
-    expect(bShims.some(isAlive)).toBe(false);
+    await expect.poll(() => bShims.some(isAlive)).toBe(false);
 
     d = await startDaemon({ dir: d.dir });
 
@@ -158,16 +156,15 @@ describe('daemon restart', () => {
     // The exits that happened while the daemon was down were queued by A's shim and delivered on its
     // return: every one is in the event history with its own status.
     const aHistory = createClient(EventHistoryService, { address: d.address, namespace: A });
-    const seen = new Map<string, number>();
-    for (let i = 0; i < 100 && seen.size < EXITING.length; i++) {
-      seen.clear();
+    const exits = async () => {
+      const seen = new Map<string, number>();
       for await (const env of aHistory.replay({ filters: [`namespace==${A},topic=="/tasks/exit"`] })) {
         const ev = unpackAny(env.event) as { containerId?: string; exitStatus?: number } | undefined;
         if (ev?.containerId) seen.set(ev.containerId, ev.exitStatus ?? -1);
       }
-      if (seen.size < EXITING.length) await sleep(100);
-    }
-    expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(EXITING.map((id) => [id, exitCode(id)])));
+      return Object.fromEntries(seen);
+    };
+    await expect.poll(exits).toEqual(Object.fromEntries(EXITING.map((id) => [id, exitCode(id)])));
     expect(zombieChildrenOf(aShim)).toEqual([]);
 
     // B's tasks were settled: gone, their processes killed, /tasks/exit and /tasks/delete sent.
@@ -193,17 +190,14 @@ describe('daemon restart', () => {
     // Delete everything; nothing may be left behind.
     for (const id of A_IDS.slice(5)) await ok(A, 't', 'kill', '-s', '9', id);
     for (const id of A_IDS.slice(1)) {
-      for (let i = 0; i < 50; i++) {
-        const t = parseTaskList(await ok(A, 't', 'ls')).find((x) => x.id === id);
-        if (t?.status === 'STOPPED') break;
-        await sleep(100);
-      }
+      await expect
+        .poll(async () => parseTaskList(await ok(A, 't', 'ls')).find((x) => x.id === id)?.status)
+        .toBe('STOPPED');
       await ok(A, 't', 'rm', id);
     }
     for (const id of A_IDS) await ok(A, 'c', 'rm', id);
     for (const id of B_IDS) await ok(B, 'c', 'rm', id);
-    for (let i = 0; i < 50 && shims().length > 0; i++) await sleep(100);
-    expect(shims()).toEqual([]);
+    await expect.poll(shims).toEqual([]);
     expect(isAlive(aShim)).toBe(false);
     expect(await readdir(join(d.state, 'bundles', A))).toEqual([]);
     expect(mountsUnder(dir)).toEqual([]);

@@ -131,7 +131,17 @@ export async function sweep(dir: string, state: string, namespaces: readonly str
     const procs = readFileSync(join(cg, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
     for (const pid of procs) kill(Number(pid));
   }
-  if (cgroupLeftovers(namespaces).length > 0) await new Promise((r) => setTimeout(r, 500));
+  // Killed processes leave their cgroups a moment later.
+  const populated = () =>
+    cgroupLeftovers(namespaces).some((cg) => {
+      try {
+        return readFileSync(join(cg, 'cgroup.procs'), 'utf8').trim() !== '';
+      } catch {
+        return false;
+      }
+    });
+  for (const end = Date.now() + 30_000; populated() && Date.now() < end; )
+    await new Promise((r) => setTimeout(r, 100));
   const runcRoot = join(state, 'runc');
   for (const ns of await readdir(runcRoot).catch(() => [])) {
     for (const id of await readdir(join(runcRoot, ns)).catch(() => [])) {

@@ -28,7 +28,7 @@ export interface DaemonOptions {
   /** Pass --debug (one log line per call in `logs()`). Default true. */
   debug?: boolean | undefined;
   env?: NodeJS.ProcessEnv | undefined;
-  /** How long to wait for the socket. Default 15 s. */
+  /** How long to wait for the socket. Default 60 s (a busy machine starts node slowly). */
   readyTimeoutMs?: number | undefined;
 }
 
@@ -65,7 +65,7 @@ export function daemonPaths(dir: string): { root: string; state: string; socket:
 /** Runs ctrd to completion with `args` (for tests of failures); resolves its exit and output. */
 export function runCtrd(
   args: string[],
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<Exit & { stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CTRD_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -124,7 +124,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonProce
     done = e;
   });
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (done)
       throw new Error(`ctrd exited before serving (code ${done.code}, signal ${done.signal}):\n${logs}`);
@@ -161,6 +161,25 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<DaemonProce
       if (owned) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * How many calls of `method` (as `Service/Method`, e.g. 'Events/Subscribe') the daemon's --debug log
+ * shows. A stream's call is logged once its handler is serving it: a test can wait for a subscriber
+ * to be live before making the events it must see.
+ */
+export function callsLogged(d: DaemonProcess, method: string): number {
+  let n = 0;
+  for (const line of d.logs().split('\n')) {
+    if (!line.includes(method)) continue;
+    try {
+      const rec = JSON.parse(line) as { msg?: string; method?: string; code?: string };
+      if (rec.msg === 'call' && rec.code === 'ok' && rec.method?.endsWith(`.${method}`)) n++;
+    } catch {
+      // a line still being written
+    }
+  }
+  return n;
 }
 
 function canConnect(path: string): Promise<boolean> {

@@ -39,7 +39,8 @@ describe('timestamps', () => {
     const a = nowTimestamp();
     const b = nowTimestamp();
     expect(timestampToNanos(b) >= timestampToNanos(a)).toBe(true);
-    expect(Math.abs(Number(a.seconds) - Date.now() / 1000)).toBeLessThan(2);
+    // Current: the same second as Date.now(), give or take a stalled machine (not ms, not 0).
+    expect(Math.abs(Number(a.seconds) - Date.now() / 1000)).toBeLessThan(60);
     const ns = 1_700_000_000_123_456_789n;
     expect(timestampToNanos(timestampFromNanos(ns))).toBe(ns);
     expect(timestampFromNanos(0n)).toBeUndefined();

@@ -13,7 +13,8 @@ function ctr(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, [join(packageRoot, 'bin/run.js'), ...args], {
     encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
-    timeout: 20_000,
+    // spawnSync blocks this worker, so vitest's own timeout cannot stop it: this bound must.
+    timeout: 45_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }

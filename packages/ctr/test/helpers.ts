@@ -33,6 +33,9 @@ export interface RunOptions {
   stdin?: string;
   /** Gives stdout a terminal size, as a tty would have. */
   size?: { columns: number; rows: number };
+  /** Captures to write to, for a test that watches output while the command runs. */
+  stdout?: Capture;
+  stderr?: Capture;
 }
 
 interface CommandClass {
@@ -62,8 +65,8 @@ export async function runCtr(words: string[], options: RunOptions = {}): Promise
   const module = (await import(`../src/${relative}`)) as { default: CommandClass };
   const Cmd = module.default;
   Cmd.id = found.id;
-  const stdout = new Capture();
-  const stderr = new Capture();
+  const stdout = options.stdout ?? new Capture();
+  const stderr = options.stderr ?? new Capture();
   if (options.size) Object.assign(stdout, options.size);
   const cmd = new Cmd(words.slice(used), cfg);
   const code = await cmd.execute({

@@ -2,8 +2,11 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ConnectRouter } from '@connectrpc/connect';
+import { Status } from '@ctrd/api-proto/task-types';
+import { TasksService } from '@ctrd/api-proto/tasks';
 import { FakeDaemon } from './fake-daemon.js';
-import { runCtr } from './helpers.js';
+import { Capture, runCtr } from './helpers.js';
 
 const state = mkdtempSync(join(tmpdir(), 'ctr-logs-'));
 afterAll(() => rmSync(state, { recursive: true, force: true }));
@@ -85,14 +88,31 @@ describe('ctr logs -f', () => {
     writeFileSync(file, line('2026-11-23T08:00:00.000Z', 'stdout', 'first\n'));
     const d = new FakeDaemon();
     d.addContainer('default', { id: 'follow' });
-    const running = runCtr(['logs', '-f', 'follow'], { routes: d.routes, env: { CTRD_STATE_DIR: state } });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The task runs until the test has written everything, then stops.
+    let live = true;
+    const routes = (router: ConnectRouter) => {
+      d.routes(router);
+      router.service(TasksService, {
+        get: () => ({ process: { id: 'follow', status: live ? Status.RUNNING : Status.STOPPED } }),
+      });
+    };
+    const stdout = new Capture();
+    const stderr = new Capture();
+    const running = runCtr(['logs', '-f', 'follow'], {
+      routes,
+      env: { CTRD_STATE_DIR: state },
+      stdout,
+      stderr,
+    });
+    await expect.poll(() => stdout.text).toBe('first\n');
     appendFileSync(file, line('2026-11-23T08:00:01.000Z', 'stdout', 'second\n'));
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect.poll(() => stdout.text).toBe('first\nsecond\n');
     // The shim rotates right after a write: the file becomes container.log.1 and a new one starts.
     appendFileSync(file, line('2026-11-23T08:00:01.500Z', 'stdout', 'last of the old file\n'));
     renameSync(file, `${file}.1`);
     writeFileSync(file, line('2026-11-23T08:00:02.000Z', 'stderr', 'third\n'));
+    await expect.poll(() => stderr.text).toBe('third\n');
+    live = false;
     const res = await running;
     expect(res).toEqual({ code: 0, stdout: 'first\nsecond\nlast of the old file\n', stderr: 'third\n' });
   });

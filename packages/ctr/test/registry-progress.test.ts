@@ -26,18 +26,16 @@ describe('transfer progress', () => {
     expect(out.text).toMatch(/elapsed: 1\.0 s\ttotal: 1\.0 KiB\t\(1\.0 KiB\/s\)\n$/);
   });
 
-  it('redraws over the lines it drew before', () => {
+  it('redraws over the lines it drew before', async () => {
     const out = new Capture();
     const p = new Progress(out, { tty: true, intervalMs: 5 }).start();
     p.add('a', 10, 'downloading');
     p.add('b', 10, 'waiting');
-    return new Promise<void>((resolve) => {
-      setTimeout(() => {
-        p.stop();
-        expect(out.text).toContain('\x1b[2A');
-        resolve();
-      }, 40);
-    });
+    try {
+      await expect.poll(() => out.text).toContain('\x1b[2A');
+    } finally {
+      p.stop();
+    }
   });
 
   it('elsewhere prints one line per status change, never the waiting ones', () => {

@@ -15,6 +15,8 @@ import { ContainerCreateSchema } from '@ctrd/api-proto/event-types';
 import { EventsService } from '@ctrd/api-proto/events';
 import { LeasesService } from '@ctrd/api-proto/leases';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PluginType } from '../src/plugin.js';
+import type { Exchange } from '../src/services/exchange.js';
 import { type Harness, harness } from './harness.js';
 
 let h: Harness;
@@ -211,7 +213,10 @@ describe('Containers', () => {
       .subscribe({ filters: ['topic~="/containers/"'] }, { signal: ac.signal });
     const it = sub[Symbol.asyncIterator]();
     const first = it.next();
-    await new Promise((r) => setTimeout(r, 20));
+    // Subscribe registers when the call reaches the exchange.
+    await expect
+      .poll(() => h.plugins.get<Exchange>(PluginType.Event, 'exchange').stats().subscribers)
+      .toBe(1);
     const c = h.client(ContainersService, 'evns');
     await c.create(mk('e1', { image: 'img' }));
     await c.update({ container: { id: 'e1', labels: { a: 'b' } }, updateMask: { paths: ['labels'] } });

@@ -12,6 +12,7 @@ import { EventHistoryService } from '@ctrd/api-proto/eventhistory';
 import { TaskExitSchema } from '@ctrd/api-proto/event-types';
 import { type Envelope, EnvelopeSchema, EventsService } from '@ctrd/api-proto/events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PluginType } from '../src/plugin.js';
 import { Exchange } from '../src/services/exchange.js';
 import { type Harness, harness } from './harness.js';
 
@@ -25,6 +26,10 @@ afterEach(async () => {
 
 const exit = (id: string) =>
   packAny(TaskExitSchema, create(TaskExitSchema, { containerId: id, id, exitStatus: 3 }));
+
+/** Resolves once the exchange holds `n` subscriptions: a Subscribe call registers when it reaches it. */
+const subscribed = (n: number) =>
+  expect.poll(() => h.plugins.get<Exchange>(PluginType.Event, 'exchange').stats().subscribers).toBe(n);
 
 async function take(stream: AsyncIterable<Envelope>, n: number): Promise<Envelope[]> {
   const out: Envelope[] = [];
@@ -54,7 +59,7 @@ describe('Events', () => {
     }
     const ac = new AbortController();
     const got = take(h.client(EventsService).subscribe({}, { signal: ac.signal }), 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await subscribed(1);
     const before = timestampToNanos(nowTimestamp());
     await ev.publish({ topic: '/tasks/exit', event: exit('c1') });
     const [env] = await got;
@@ -77,7 +82,7 @@ describe('Events', () => {
     const ts = timestampFromNanos(1_700_000_000_000_000_000n);
     const ac = new AbortController();
     const got = take(h.client(EventsService).subscribe({}, { signal: ac.signal }), 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await subscribed(1);
     await ev.forward({
       envelope: { namespace: 'k8s', topic: '/tasks/exit', timestamp: ts, event: exit('a') },
     });
@@ -95,7 +100,7 @@ describe('Events', () => {
         { signal: ac.signal },
       );
     const got = take(sub, 2);
-    await new Promise((r) => setTimeout(r, 20));
+    await subscribed(1);
     await h.client(EventsService, 'a').publish({ topic: '/tasks/exit', event: exit('other') });
     await h.client(EventsService, 'b').publish({ topic: '/tasks/exit', event: exit('x') });
     await h.client(EventsService, 'a').publish({ topic: '/tasks/start', event: exit('wanted') });
@@ -136,7 +141,6 @@ describe('Events', () => {
     const ev = h.client(EventsService);
     await ev.publish({ topic: '/a/one', event: exit('1') });
     const mid = nowTimestamp();
-    await new Promise((r) => setTimeout(r, 5));
     await ev.publish({ topic: '/a/two', event: exit('2') });
     await h.client(EventsService, 'other').publish({ topic: '/a/three', event: exit('3') });
     const hist = h.client(EventHistoryService);
@@ -149,7 +153,7 @@ describe('Events', () => {
       hist.replay({ filters: ['topic~="^/a/t"'], follow: true }, { signal: ac.signal }),
       3,
     );
-    await new Promise((r) => setTimeout(r, 20));
+    await subscribed(1);
     await ev.publish({ topic: '/a/ten', event: exit('10') });
     expect((await following).map((e) => e.topic)).toEqual(['/a/two', '/a/three', '/a/ten']);
     ac.abort();

@@ -85,8 +85,7 @@ describe('ShimManager', () => {
     await new Promise((r) => setTimeout(r, 250));
     expect(launcher.shimAt('a', s.id)?.shutdownCalls).toBe(0);
     await m.release(s, 't2');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(launcher.shimAt('a', s.id)).toBeUndefined();
+    await expect.poll(() => launcher.shimAt('a', s.id)).toBeUndefined();
     expect(m.list()).toEqual([]);
     // A container's own shim never lingers.
     const own = await m.acquire('a', 'c', true);

@@ -474,7 +474,7 @@ describe('Snapshots (overlayfs)', () => {
     const sizes: number[] = [];
     for await (const r of sn().list({ snapshotter: 'overlayfs' })) sizes.push(r.info.length);
     expect(sizes).toEqual([100, 100, 5]);
-  }, 60_000);
+  });
 });
 
 describe('Snapshots (native)', () => {

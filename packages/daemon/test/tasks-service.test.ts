@@ -174,8 +174,7 @@ describe('Tasks service', () => {
     ]);
     // Deleting the own shim's only task shuts that shim down.
     await t.delete({ containerId: 'solo' });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(launcher.shimAt('default', ownShimId('default', 'solo'))).toBeUndefined();
+    await expect.poll(() => launcher.shimAt('default', ownShimId('default', 'solo'))).toBeUndefined();
   });
 
   it('settles the tasks of a dead shim (exit, delete events) and recovers live shims after a restart', async () => {
@@ -211,8 +210,9 @@ describe('Tasks service', () => {
     const tasks = plugins.get<LocalTasks>('io.containerd.service.v1', 'tasks-service');
     launcher.shimAt('default', sharedShimId('default', 1))!.dead = true;
     await tasks.manager.check(tasks.manager.shimOf('default', 'a')!);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(launcher.cleanups.sort()).toEqual(['default/a', 'default/b', 'default/solo']);
+    await expect
+      .poll(() => [...launcher.cleanups].sort())
+      .toEqual(['default/a', 'default/b', 'default/solo']);
     expect((await t2.list({})).tasks).toEqual([]);
   });
 });

@@ -41,9 +41,7 @@ describe('startDaemon with telemetry', () => {
       });
       const url = d.telemetry.metricsUrl as string;
       expect(await (await fetch(url)).text()).toMatch(/^ctrd_containers_total 1$/m);
-      await expect
-        .poll(() => out, { timeout: 3000 })
-        .toMatch(/counter containers\n\[ctrd\] [\d/: ]+ {3}count: +1\n/);
+      await expect.poll(() => out).toMatch(/counter containers\n\[ctrd\] [\d/: ]+ {3}count: +1\n/);
     } finally {
       transport.close();
       await d.close({ graceMs: 1000 });

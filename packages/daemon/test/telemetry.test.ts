@@ -148,9 +148,9 @@ describe('telemetry wired to the plugins', () => {
     expect(started).toEqual(['web/', 'web/x1']);
     const snap = (telemetry.registry.get('container-start-time') as Timer).snapshot();
     expect(snap.count).toBe(1);
-    // In ns: at least the 30 ms the fake took, and not absurdly more.
+    // In ns: at least the 30 ms the fake took, and less than this test's whole 10 s budget.
     expect(snap.min).toBeGreaterThanOrEqual(25e6);
-    expect(snap.max).toBeLessThan(5e9);
+    expect(snap.max).toBeLessThan(10e9);
   });
 
   it('plugins see the registry in their context (where tasks takes the timer from)', async () => {
@@ -270,11 +270,11 @@ describe('LoopDelay', () => {
       while (Date.now() < end) {
         // keep the loop busy
       }
-      await new Promise((r) => setTimeout(r, 20));
-      expect(d.figures().p99Ns).toBeGreaterThan(80e6);
+      // Seen while its window is the first, or once it is the last complete one (a slow machine
+      // may have closed a quiet window before the loop was blocked).
+      await expect.poll(() => d.figures().p99Ns).toBeGreaterThan(80e6);
       // The busy window closes; a quiet one follows and replaces it.
-      await new Promise((r) => setTimeout(r, 700));
-      expect(d.figures().p99Ns).toBeLessThan(80e6);
+      await expect.poll(() => d.figures().p99Ns).toBeLessThan(80e6);
       expect(d.figures().meanNs).toBeGreaterThanOrEqual(0);
     } finally {
       d.stop();
@@ -303,7 +303,7 @@ describe('parseHostPort', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');

@@ -65,14 +65,16 @@ describe('Meter', () => {
     expect(snap.rateMean).toBeCloseTo(2, 12);
   });
 
-  test('a meter idle for a year reads in O(1) and shows 0', () => {
+  test('a meter idle for a century reads in O(1) and shows 0', () => {
     const clock = new ManualClock(0);
     const m = new Meter(clock);
     m.mark(100);
-    clock.advance(365 * 24 * 3600 * 1000);
+    clock.advance(100 * 365 * 24 * 3600 * 1000);
     const t0 = performance.now();
     expect(m.rate15()).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(50);
+    // One 5 s tick at a time, 630 million of them, would take tens of seconds; a busy machine
+    // may still stall the one closed-form step a little.
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 });
 

@@ -29,7 +29,7 @@ async function collect(stream: NodeJS.ReadableStream | undefined): Promise<strin
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -179,7 +179,7 @@ describe.runIf(canRun).each(spawners)('real runc, started with %s', (_name, spaw
     });
     const sock = await ConsoleSocket.create();
     try {
-      const received = sock.receive(AbortSignal.timeout(10_000));
+      const received = sock.receive(AbortSignal.timeout(30_000));
       const { pid } = await runc.create('tty', bundle, { consoleSocket: sock });
       pids.push(pid);
       const con = await received;
@@ -211,7 +211,7 @@ describe.runIf(canRun).each(spawners)('real runc, started with %s', (_name, spaw
     });
     const sock = await ConsoleSocket.create();
     try {
-      const received = sock.receive(AbortSignal.timeout(10_000));
+      const received = sock.receive(AbortSignal.timeout(30_000));
       const { pid } = await runc.run('tty-in', bundle, { detach: true, consoleSocket: sock });
       pids.push(pid);
       const con = await received;
@@ -237,7 +237,7 @@ describe.runIf(canRun).each(spawners)('real runc, started with %s', (_name, spaw
     pids.push(init.pid);
     const sock = await ConsoleSocket.create();
     try {
-      const received = sock.receive(AbortSignal.timeout(10_000));
+      const received = sock.receive(AbortSignal.timeout(30_000));
       const ex = await runc.exec('tty-exec', {
         args: ['sh', '-c', 'test -t 1 && echo exec-on-a-tty'],
         tty: true,

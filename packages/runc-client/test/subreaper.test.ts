@@ -9,7 +9,7 @@ import { alive, makeSandbox, RUNC, type Sandbox } from './helpers/rootfs.js';
 
 const canRun = process.getuid?.() === 0 && existsSync(RUNC) && existsSync('/bin/busybox');
 
-async function reap(pid: number, ms = 10_000) {
+async function reap(pid: number, ms = 30_000) {
   const end = Date.now() + ms;
   for (;;) {
     const r = waitPid(pid, { noHang: true });
@@ -35,7 +35,7 @@ describe('wait status decoding', () => {
     const child = spawn('/bin/sh', ['-c', 'exit 6']);
     const pid = child.pid as number;
     // libuv reaps its own children on SIGCHLD, so look before the loop runs again.
-    const until = Date.now() + 5000;
+    const until = Date.now() + 30_000;
     let seen: number | undefined;
     while (seen === undefined && Date.now() < until) {
       seen = peekExitedChild();
@@ -50,10 +50,15 @@ describe('wait status decoding', () => {
   });
 
   it('waiting on one pid leaves Node its own children', async () => {
-    const child = spawn('/bin/sh', ['-c', 'sleep 0.3; exit 4']);
+    const child = spawn('/bin/sh', ['-c', 'exit 4']);
+    const pid = child.pid as number;
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    // A wait for some other pid (never -1) must not take this child's status from libuv.
-    await new Promise((r) => setTimeout(r, 500));
+    // Once it has exited, and before libuv (which reaps on SIGCHLD, when the loop runs) has its
+    // status, a wait for some other pid (never -1) must not take that status from libuv.
+    const until = Date.now() + 30_000;
+    while (peekExitedChild() !== pid && Date.now() < until)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(peekExitedChild()).toBe(pid);
     expect(() => waitPid(1, { noHang: true })).toThrow(/not a child/);
     expect(await exit).toBe(4);
   });

@@ -34,8 +34,7 @@ describe('oom watcher', () => {
     w.check('ns/a');
     expect(ooms).toBe(1);
     await writeFile(file, 'oom_kill 4\n');
-    await new Promise((r) => setTimeout(r, 80));
-    expect(ooms).toBe(2);
+    await expect.poll(() => ooms).toBe(2);
     w.remove('ns/a');
     await writeFile(file, 'oom_kill 9\n');
     await new Promise((r) => setTimeout(r, 60));

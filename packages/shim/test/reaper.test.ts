@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitStatusOf, parseStat, Reaper } from '../src/reaper.js';
@@ -22,6 +22,9 @@ function zombieChildren(): number[] {
   }
   return out;
 }
+
+/** Resolves once `pid` has exited and been reaped (no /proc entry, not even a zombie's). */
+const gone = (pid: number) => expect.poll(() => existsSync(`/proc/${pid}`)).toBe(false);
 
 /** Runs `script` in sh, which prints the pid of a background job and exits, orphaning the job to us. */
 async function orphan(script: string): Promise<number> {
@@ -60,7 +63,7 @@ describe('reaper', () => {
   it('keeps the status of a process that exited before it was watched', async () => {
     // It outlives sh (which would otherwise reap it itself), then exits before anyone watches it.
     const pid = await orphan('sleep 0.1; exit 4');
-    await new Promise((r) => setTimeout(r, 600));
+    await gone(pid);
     expect(zombieChildren()).not.toContain(pid);
     expect((await reaper.watch(pid)).exitStatus).toBe(4);
   });
@@ -68,9 +71,8 @@ describe('reaper', () => {
   it('reaps unwatched orphans so no zombie is left', async () => {
     const before = reaper.orphansReaped;
     for (let i = 0; i < 5; i++) await orphan('sleep 0.1');
-    await new Promise((r) => setTimeout(r, 600));
+    await expect.poll(() => reaper.orphansReaped).toBeGreaterThanOrEqual(before + 5);
     expect(zombieChildren()).toEqual([]);
-    expect(reaper.orphansReaped).toBeGreaterThanOrEqual(before + 5);
   });
 
   it('never steals the exit of a child Node spawned itself', async () => {
@@ -111,9 +113,8 @@ describe('reaper', () => {
       expect(infos.map((i) => i.exitStatus)).toEqual([30, 31, 32, 33]);
       const before = fallback.orphansReaped;
       for (let i = 0; i < 3; i++) await orphan('sleep 0.1');
-      await new Promise((r) => setTimeout(r, 600));
+      await expect.poll(() => fallback.orphansReaped).toBeGreaterThanOrEqual(before + 3);
       expect(zombieChildren()).toEqual([]);
-      expect(fallback.orphansReaped).toBeGreaterThanOrEqual(before + 3);
     } finally {
       fallback.stop();
       reaper.start();
@@ -141,7 +142,7 @@ describe('reaper', () => {
       // One already gone before it is watched (it outlives sh, which would otherwise reap it
       // itself, then exits): its status is kept for the watcher.
       const early = await orphan('sleep 0.2; exit 47');
-      await new Promise((r) => setTimeout(r, 600));
+      await gone(early);
       const infos = await Promise.all([...pids, early].map((p) => peeking.watch(p)));
       expect(infos.map((i) => i.exitStatus)).toEqual([40, 41, 42, 43, 44, 45, 47]);
       const before = peeking.orphansReaped;
@@ -151,11 +152,10 @@ describe('reaper', () => {
         c.on('exit', (code) => resolve(code));
       });
       expect(own).toBe(9);
-      await new Promise((r) => setTimeout(r, 400));
-      // No safety timer ran (60 s): SIGCHLD and the peek did it all.
+      // No safety timer ran (60 s, more than the poll waits): SIGCHLD and the peek did it all.
+      await expect.poll(() => peeking.orphansReaped).toBeGreaterThanOrEqual(before + 3);
       expect(peeks).toBeGreaterThan(0);
       expect(zombieChildren()).toEqual([]);
-      expect(peeking.orphansReaped).toBeGreaterThanOrEqual(before + 3);
     } finally {
       peeking.stop();
       reaper.start();

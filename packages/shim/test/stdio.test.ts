@@ -88,12 +88,12 @@ describe('stdio', () => {
     const w = createWriteStream(path);
     await new Promise<void>((r) => w.write('typed\n', () => r()));
     w.end();
+    await expect.poll(() => Buffer.concat(got).toString()).toBe('typed\n');
+    // The writer has closed; EOF must still wait for CloseIO.
     await new Promise((r) => setTimeout(r, 100));
-    expect(Buffer.concat(got).toString()).toBe('typed\n');
     expect(eof).toBe(false);
     io.closeStdin();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(eof).toBe(true);
+    await expect.poll(() => eof).toBe(true);
     io.close();
   });
 
@@ -153,9 +153,10 @@ describe('stdio', () => {
     w1.end('logged out\n');
     w2.end('logged err\n');
     await io.drained();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await readFile(join(dir, 'out.ns1.web'), 'utf8')).toBe('logged out\n');
-    expect(await readFile(join(dir, 'err'), 'utf8')).toBe('logged err\n');
+    // The logger's cats write on their own time.
+    const written = (name: string) => readFile(join(dir, name), 'utf8').catch(() => '');
+    await expect.poll(() => written('out.ns1.web')).toBe('logged out\n');
+    await expect.poll(() => written('err')).toBe('logged err\n');
     io.close();
     log.close();
   });

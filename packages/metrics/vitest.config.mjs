@@ -1,0 +1,3 @@
+import { testBudgets } from '../../scripts/vitest-budgets.mjs';
+
+export default testBudgets({ realProcess: [] });
