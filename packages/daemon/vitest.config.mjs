@@ -4,7 +4,8 @@ export default testBudgets({
   realProcess: [
     'test/snapshots.test.ts', // overlayfs and bind mounts through mount(8)
     'test/content.test.ts', // a tmpfs mount(8) to fill
-    'test/diff-apply.test.ts', // tar
-    'test/diff-service.test.ts', // cp, python3, mknod, zstd, overlayfs
+    'test/diff-apply.test.ts', // tar, thousands of real files
+    'test/diff-apply-properties.test.ts', // hundreds of random layers on disk
+    'test/diff-service.test.ts', // cp, mknod, zstd, overlayfs
   ],
 });

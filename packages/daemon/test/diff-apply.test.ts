@@ -1135,5 +1135,5 @@ describe('the daemon stays responsive', () => {
     expect(worst, `longest stall ${worst.toFixed(0)} ms in ${took.toFixed(0)} ms`).toBeLessThan(
       Math.max(1_000, took / 4),
     );
-  }, 120_000);
+  });
 });
