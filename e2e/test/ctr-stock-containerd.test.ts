@@ -1,25 +1,24 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type StockContainerd, startStockContainerd } from './helpers/containerd.js';
 import { type Run, runCommand } from './helpers/run.js';
 
 // Our ctr driving a real, stock containerd 1.6 (Debian's) on a private socket, root and state dir:
 // the CLI speaks containerd's wire API, not just ctrd's. No tasks are run here: the stock shim would
 // use /run/containerd, which tests must not touch.
 
-const CONTAINERD = '/usr/bin/containerd';
 const STOCK_CTR = '/usr/bin/ctr';
 const execFileP = promisify(execFile);
 const ctrBin = join(dirname(createRequire(import.meta.url).resolve('@ctrd/ctr/package.json')), 'bin/run.js');
 
 let dir: string;
 let socket: string;
-let daemon: ChildProcess | undefined;
+let daemon: StockContainerd | undefined;
 
 function ctr(...args: string[]): Promise<Run> {
   return runCommand(process.execPath, [ctrBin, '-a', socket, ...args], {
@@ -28,46 +27,15 @@ function ctr(...args: string[]): Promise<Run> {
   });
 }
 
-async function waitFor(path: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!existsSync(path)) {
-    if (Date.now() > deadline) throw new Error(`containerd did not create ${path} within ${ms}ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ctr-stock-containerd-'));
-  socket = join(dir, 'containerd.sock');
   await mkdir(join(dir, 'rootfs', 'etc'), { recursive: true });
-  const config = [
-    'version = 2',
-    `root = "${dir}/root"`,
-    `state = "${dir}/state"`,
-    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", ' +
-      '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]',
-    '[grpc]',
-    `  address = "${socket}"`,
-    '[ttrpc]',
-    `  address = "${socket}.ttrpc"`,
-    '[debug]',
-    '  address = ""',
-    '[metrics]',
-    '  address = ""',
-    '[plugins."io.containerd.internal.v1.opt"]',
-    `  path = "${dir}/opt"`,
-  ].join('\n');
-  await writeFile(join(dir, 'config.toml'), `${config}\n`);
-  daemon = spawn(CONTAINERD, ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
-  await waitFor(socket, 60_000);
+  daemon = await startStockContainerd(dir, 60_000);
+  socket = daemon.socket;
 });
 
 afterAll(async () => {
-  if (daemon?.pid !== undefined && daemon.exitCode === null) {
-    const exited = new Promise((resolve) => daemon?.once('exit', resolve));
-    daemon.kill('SIGTERM');
-    await exited;
-  }
+  await daemon?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
