@@ -33,6 +33,7 @@ describe('Introspection and Version', () => {
     const grpc = (await intro.plugins({ filters: ['type==io.containerd.grpc.v1'] })).plugins.map((p) => p.id);
     expect(grpc).toEqual([
       'version',
+      'healthcheck',
       'namespaces',
       'containers',
       'leases',
