@@ -49,15 +49,27 @@ export interface ServerOptions {
 }
 
 export interface CloseOptions {
-  /** How long in-flight calls may take before they are cancelled. Default 10 s. */
+  /**
+   * How long in-flight calls may take before they are cancelled (with `now`: how long their
+   * handlers may take to return once cancelled) before the connections are dropped. Default 10 s.
+   */
   graceMs?: number | undefined;
+  /**
+   * Cancel in-flight calls at once instead of waiting for them, as grpc-go's Server.Stop (what
+   * containerd does on SIGTERM) against GracefulStop. Either way a call cut short by the shutdown
+   * answers Unavailable.
+   */
+  now?: boolean | undefined;
 }
 
 export interface Server {
   /** `unix://<path>`, ready for createClient. */
   readonly address: string;
   readonly socketPath: string;
-  /** Stops accepting connections and calls, waits for in-flight calls (up to graceMs), then resolves. */
+  /**
+   * Stops accepting connections and calls, waits for in-flight calls (up to graceMs; with `now`,
+   * cancels them first), then resolves.
+   */
   close(opts?: CloseOptions): Promise<void>;
 }
 
@@ -71,7 +83,12 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const path = parseSocketPath(opts.socketPath);
   opts.signal?.throwIfAborted();
   const shutdown = new AbortController();
-  const interceptors = [serverErrorInterceptor, logUnexpected(log), ...(opts.interceptors ?? [])];
+  const interceptors = [
+    serverErrorInterceptor,
+    logUnexpected(log),
+    cutShortUnavailable(shutdown.signal),
+    ...(opts.interceptors ?? []),
+  ];
   const readMaxBytes = opts.readMaxBytes ?? MAX_MESSAGE_BYTES;
   const methods = new GrpcMethods();
   const handler = connectNodeAdapter({
@@ -140,13 +157,15 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     address: `unix://${path}`,
     socketPath: path,
     close(closeOpts) {
-      closing ??= closeServer(closeOpts?.graceMs ?? 10_000);
+      closing ??= closeServer(closeOpts?.graceMs ?? 10_000, closeOpts?.now ?? false);
       return closing;
     },
   };
 
-  async function closeServer(graceMs: number): Promise<void> {
+  async function closeServer(graceMs: number, now: boolean): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Handlers see Canceled (the reason their signal carries); their callers get Unavailable.
+    if (now) shutdown.abort(new Canceled('server is shutting down'));
     // GOAWAY: clients open no new streams; sessions end when their streams are done.
     for (const s of sessions) s.close();
     const timer = setTimeout(() => {
@@ -174,6 +193,34 @@ function logUnexpected(log: Logger): Interceptor {
       if (classify(err) === 'Unknown') log.error({ err, method: req.url }, 'unexpected error in handler');
       throw err;
     }
+  };
+}
+
+// A call the shutdown cut short answers Unavailable, which is what a grpc-go client sees of a
+// server that stopped (the transport closing): clients retry it or wait for the server to come
+// back. It is never Canceled, which clients read as their own doing: dockerd, for one, stops
+// following events for good when its subscription ends Canceled. A stream that ends cleanly after
+// the cut was ended by it (Subscribe returns when its signal aborts), so it fails too; a call that
+// fails with an error of its own (NotFound...) keeps it.
+function cutShortUnavailable(shutdown: AbortSignal): Interceptor {
+  const cut = (cause?: unknown): Unavailable => new Unavailable('server is shutting down', { cause });
+  const map = (e: unknown): unknown => (shutdown.aborted && classify(e) === 'Canceled' ? cut(e) : e);
+  async function* streamed<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      yield* source;
+    } catch (e) {
+      throw map(e);
+    }
+    if (shutdown.aborted) throw cut();
+  }
+  return (next) => async (req) => {
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (e) {
+      throw map(e);
+    }
+    return res.stream ? { ...res, message: streamed(res.message) } : res;
   };
 }
 

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { create } from '@bufbuild/protobuf';
 import { createClient as createConnectClient } from '@connectrpc/connect';
-import { createGrpcTransport } from '@connectrpc/connect-node';
+import { compressionGzip, createGrpcTransport } from '@connectrpc/connect-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createClient, createUnixTransport, socketPath } from '../src/unix-transport.js';
 import { ContainersService } from '../src/containers.js';
 import {
+  Canceled,
   FailedPrecondition,
   InvalidArgument,
   NotFound,
@@ -297,6 +298,83 @@ describe('createServer + createClient over a unix socket', () => {
     expect(elapsed).toBeLessThan(8000);
     expect(handlerSawAbort).toBe(true);
     await stream.next().catch(() => undefined);
+  });
+
+  it('close({ now }) cancels in-flight calls at once: callers get Unavailable, handlers see Canceled', async () => {
+    const reasons: unknown[] = [];
+    const aborted = (signal: AbortSignal): Promise<void> =>
+      new Promise((resolve) =>
+        signal.addEventListener(
+          'abort',
+          () => {
+            reasons.push(signal.reason);
+            resolve();
+          },
+          { once: true },
+        ),
+      );
+    server = await createServer({
+      socketPath: join(dir, 's.sock'),
+      services: [
+        service(NamespacesService, {
+          // A long wait (as Tasks.Wait) that fails with its signal's reason...
+          update: async (_req, ctx) => {
+            await aborted(ctx.signal);
+            throw ctx.signal.reason;
+          },
+          // ...and one that fails with an error of its own, which it keeps.
+          get: async (_req, ctx) => {
+            await aborted(ctx.signal);
+            throw new NotFound('namespace "gone": not found');
+          },
+        }),
+        service(EventsService, {
+          // As the exchange's Subscribe: ends cleanly when its signal aborts.
+          async *subscribe(_req, ctx) {
+            yield { topic: '/first' };
+            await aborted(ctx.signal);
+          },
+        }),
+      ],
+    });
+    const address = server.address;
+    const namespaces = createClient(NamespacesService, { address, namespace: 'default' });
+    const events = createClient(EventsService, { address, namespace: 'default' });
+    // A compressed request is served by Connect's handler, not the plain gRPC path.
+    const path = socketPath(address);
+    const gzipped = createConnectClient(
+      NamespacesService,
+      createGrpcTransport({
+        baseUrl: 'http://localhost',
+        nodeOptions: { createConnection: () => netConnect(path) },
+        sendCompression: compressionGzip,
+        compressMinBytes: 0,
+      }),
+    );
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (e: unknown) => e,
+      );
+    const wait = outcome(namespaces.update({ namespace: { name: 'a' } }));
+    const own = outcome(namespaces.get({ name: 'gone' }));
+    const viaConnect = outcome(gzipped.update({ namespace: { name: 'b' } }));
+    const stream = events.subscribe({})[Symbol.asyncIterator]();
+    expect((await stream.next()).value?.topic).toBe('/first');
+    await sleep(50);
+
+    const t0 = Date.now();
+    await server.close({ now: true, graceMs: 5000 });
+    server = undefined;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const w = await wait;
+    expect(w).toBeInstanceOf(Unavailable);
+    expect((w as Error).message).toMatch(/server is shutting down/);
+    expect(await own).toBeInstanceOf(NotFound);
+    expect((await viaConnect) as { code?: number }).toMatchObject({ code: new Unavailable('x').code });
+    expect(await stream.next().catch((e: unknown) => e)).toBeInstanceOf(Unavailable);
+    expect(reasons).toHaveLength(4);
+    for (const r of reasons) expect(r).toBeInstanceOf(Canceled);
   });
 
   it('refuses to steal a live socket or clobber a non-socket file', async () => {

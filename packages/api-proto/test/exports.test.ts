@@ -16,6 +16,7 @@ const services: Record<string, string> = {
   namespaces: 'NamespacesService',
   version: 'VersionService',
   introspection: 'IntrospectionService',
+  health: 'HealthService',
   content: 'ContentService',
   images: 'ImagesService',
   snapshots: 'SnapshotsService',

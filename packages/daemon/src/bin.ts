@@ -4,7 +4,7 @@ import { parseCommandLine, USAGE, UsageError, defaultConfigToml } from './cli.js
 import { startDaemon } from './daemon.js';
 import { VERSION } from './services/version.js';
 
-// The ctrd process: parse, serve, and on SIGTERM/SIGINT stop accepting, let in-flight calls end,
+// The ctrd process: parse, serve, and on SIGTERM/SIGINT stop accepting, cancel in-flight calls,
 // close the store and exit 0. Containers are never stopped here.
 
 async function main(): Promise<number> {

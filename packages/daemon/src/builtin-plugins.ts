@@ -6,6 +6,7 @@ import { type PluginContext, type PluginRegistration, PluginType } from './plugi
 import { containersService, LocalContainers } from './services/containers.js';
 import { eventHistoryService, eventsService } from './services/events.js';
 import { Exchange } from './services/exchange.js';
+import { healthService, LocalHealth } from './services/health.js';
 import { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 import { LocalLeases, leasesService } from './services/leases.js';
 import { LocalNamespaces, namespacesService } from './services/namespaces.js';
@@ -96,6 +97,15 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
     diffPlugin(opts.root),
     tasksServicePlugin(),
     grpc('version', [], () => [versionService()]),
+    {
+      // containerd's id; the daemon sets it SERVING once every plugin is up, NOT_SERVING on close.
+      type: PluginType.Grpc,
+      id: 'healthcheck',
+      init: () => {
+        const health = new LocalHealth();
+        return { instance: health, services: [healthService(health)] };
+      },
+    },
     grpc('namespaces', [PluginType.Service], (ctx) => [namespacesService(svc(ctx, 'namespaces-service'))]),
     grpc('containers', [PluginType.Service], (ctx) => [containersService(svc(ctx, 'containers-service'))]),
     grpc('leases', [PluginType.Service], (ctx) => [leasesService(svc(ctx, 'leases-service'))]),

@@ -14,6 +14,7 @@ import { lockRoot } from './root-lock.js';
 import type { LocalTasks } from './runtime/local-tasks.js';
 import type { LocalContainers } from './services/containers.js';
 import type { Exchange } from './services/exchange.js';
+import { type LocalHealth, ServingStatus } from './services/health.js';
 import { localTaskStats } from './telemetry/task-stats.js';
 import { Telemetry } from './telemetry/telemetry.js';
 
@@ -34,7 +35,11 @@ export interface Daemon {
   readonly server: Server;
   readonly plugins: PluginSet;
   readonly telemetry: Telemetry;
-  /** Stops accepting calls, lets in-flight ones finish (up to graceMs), closes plugins and the lock. */
+  /**
+   * Stops accepting calls and cancels those in flight, as containerd does on SIGTERM: their callers
+   * get Unavailable at once, their handlers get up to graceMs to return. Then closes plugins and
+   * the lock.
+   */
   close(opts?: { graceMs?: number }): Promise<void>;
 }
 
@@ -62,6 +67,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     bindTelemetry(telemetry, plugins);
     await telemetry.start(opts.signal);
     const set0 = plugins;
+    // Every plugin is up (or recorded as failed, as containerd goes on without it): the server and
+    // each service on it are SERVING from the first call.
+    const health = optional<LocalHealth>(set0, PluginType.Grpc, 'healthcheck');
+    for (const s of set0.services) health?.set(s.service.typeName, ServingStatus.SERVING);
+    health?.set('', ServingStatus.SERVING);
     // Calls that change the metadata store answer once the change is on disk (a store that failed
     // to load leaves nothing to wait for).
     const durable: Interceptor[] = [];
@@ -90,11 +100,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       telemetry,
       close(closeOpts) {
         closing ??= (async () => {
+          // Watchers hear NOT_SERVING before their streams end with the rest.
+          health?.shutdown();
+          // grpc-go's Stop, not GracefulStop: a pending Tasks.Wait or an event subscription would
+          // otherwise hold the restart for the whole grace. Callers see Unavailable and retry
+          // (dockerd waits for SERVING, then subscribes again).
+          const serverClosed = server.close({ graceMs: closeOpts?.graceMs ?? 10_000, now: true });
           await telemetry.stop();
-          const serverClosed = server.close({ graceMs: closeOpts?.graceMs ?? 10_000 });
-          // Event subscriptions never end on their own; end them so shutdown waits only for
-          // real in-flight calls.
-          set.get<Exchange>(PluginType.Event, 'exchange').close();
           await serverClosed;
           await set.close();
           lock.release();
@@ -121,16 +133,18 @@ function resolveGroup(group: string): number {
   return Number(gid);
 }
 
+function optional<T>(plugins: PluginSet, type: string, id: string): T | undefined {
+  try {
+    return plugins.get<T>(type, id);
+  } catch {
+    return undefined;
+  }
+}
+
 // The counters read the store and the exchange; the collector lists tasks' cgroup stats. A plugin
 // that failed to load leaves its figures at zero rather than failing the daemon.
 function bindTelemetry(telemetry: Telemetry, plugins: PluginSet): void {
-  const find = <T>(type: string, id: string): T | undefined => {
-    try {
-      return plugins.get<T>(type, id);
-    } catch {
-      return undefined;
-    }
-  };
+  const find = <T>(type: string, id: string): T | undefined => optional<T>(plugins, type, id);
   const exchange = find<Exchange>(PluginType.Event, 'exchange');
   const containers = find<LocalContainers>(PluginType.Service, 'containers-service');
   const tasks = find<LocalTasks>(PluginType.Service, 'tasks-service');

@@ -33,6 +33,7 @@ describe('Introspection and Version', () => {
     const grpc = (await intro.plugins({ filters: ['type==io.containerd.grpc.v1'] })).plugins.map((p) => p.id);
     expect(grpc).toEqual([
       'version',
+      'healthcheck',
       'namespaces',
       'containers',
       'leases',
@@ -57,8 +58,12 @@ describe('Introspection and Version', () => {
     expect((await readFile(join(h.root, 'uuid'), 'utf8')).trim()).toBe(uuid);
   });
 
-  it('Version answers the package version', async () => {
-    expect((await h.client(VersionService).version({})).version).toMatch(/^\d+\.\d+\.\d+/);
+  it('Version answers the package version and a revision that is never empty', async () => {
+    const v = await h.client(VersionService).version({});
+    expect(v.version).toMatch(/^\d+\.\d+\.\d+/);
+    // Unbundled (tsc's output, as here): CTRD_REVISION, else the version; the bundled bin's commit
+    // is checked in e2e/test/daemon-health.test.ts.
+    expect(v.revision).toBe(process.env.CTRD_REVISION || v.version);
   });
 
   it('a plugin that fails to load is listed with its error; dependants still order after it', async () => {

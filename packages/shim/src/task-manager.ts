@@ -633,8 +633,8 @@ export class TaskManager {
   resize(namespace: string, id: string, execId: string, width: number, height: number): void {
     const task = this.get(namespace, id);
     const p = this.process(task, execId);
-    if (!p.io.paths.terminal)
-      throw new FailedPrecondition(`process ${execId || id}: has no terminal to resize`);
+    // As containerd's runc shim: a process without a terminal has nothing to resize, and says so
+    // with OK (clients such as dockerd resize every process they attach to).
     p.io.resize(width, height);
   }
 

@@ -239,6 +239,19 @@ describe('task manager', () => {
     ]);
   });
 
+  it('ResizePty on a process without a terminal is a no-op that answers OK, as in containerd', async () => {
+    await m.create('ns', req('a', dir));
+    m.resize('ns', 'a', '', 80, 24);
+    await m.start('ns', 'a', '');
+    m.resize('ns', 'a', '', 100, 40);
+    const spec = packJson(OCI_PROCESS_URL, { args: ['sh'], cwd: '/' });
+    await m.exec('ns', create(ExecProcessRequestSchema, { id: 'a', execId: 'e1', spec }));
+    m.resize('ns', 'a', 'e1', 100, 40);
+    expect(() => m.resize('ns', 'a', 'nope', 1, 1)).toThrow(/not found/);
+    expect(() => m.resize('ns', 'b', '', 1, 1)).toThrow(/not found/);
+    expect(runtime.calls).toEqual(['create a', 'start a']);
+  });
+
   it('serialises per task but never across tasks', async () => {
     await m.create('ns', req('slow', dir));
     await m.create('ns', req('fast', dir));
