@@ -1,4 +1,4 @@
-import { create } from '@bufbuild/protobuf';
+import { create, type JsonValue } from '@bufbuild/protobuf';
 import { type Any, AnySchema } from '@bufbuild/protobuf/wkt';
 import { InvalidArgument, OCI_LINUX_RESOURCES_URL, OCI_PROCESS_URL, OCI_SPEC_URL } from '@ctrd/api-proto';
 import { ContainerSchema, CreateContainerRequestSchema } from '@ctrd/api-proto/containers';
@@ -118,7 +118,10 @@ describe('Connect JSON responses', () => {
 describe('Connect JSON requests', () => {
   // Keys named __proto__ are dropped by protobuf-es when the client builds the Value, before
   // the daemon sees anything; nothing here can bring them back.
-  const jsonValue = fc.jsonValue({ maxDepth: 8 }).filter((v) => !JSON.stringify(v).includes('"__proto__":'));
+  const jsonValue = fc
+    .jsonValue({ maxDepth: 8 })
+    .filter((v) => !JSON.stringify(v).includes('"__proto__":'))
+    .map((v) => v as JsonValue);
 
   it(
     'a Value in an OCI field becomes OCI JSON of that field type with the same content',
