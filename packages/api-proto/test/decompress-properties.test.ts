@@ -196,7 +196,7 @@ describe.skipIf(!hasZstdCli)('decompressStream: zstd', () => {
       pool.push({ plain, z });
       pool.push({ plain: concat([plain, plain]), z: concat([z, skippable, zstd(plain, ['--no-check'])]) });
     }
-  });
+  }, 60_000);
 
   const decoders: Array<'js' | 'zlib'> = hasNativeZstd() ? ['js', 'zlib'] : ['js'];
   for (const zstdDecoder of decoders) {
