@@ -56,16 +56,82 @@ export function unpackAnyAs<Desc extends DescMessage>(
   return decode(schema, any);
 }
 
-/** Parses the JSON in an OCI Any (Spec, Process, LinuxResources); throws InvalidArgument otherwise. */
-export function unpackJson<T = unknown>(any: Any | undefined, expectedUrl?: OciTypeUrl | string): T {
+/**
+ * Largest OCI JSON value decoded: the largest message ctrd takes over the wire, so only an
+ * in-process caller can reach it.
+ */
+export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+/**
+ * Deepest nesting of arrays and objects accepted. OCI documents nest about six levels; V8 parses
+ * any depth, but walking the result (JSON.stringify, structuredClone, a recursive validator)
+ * overflows the stack somewhere past a few thousand.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+export interface JsonLimits {
+  /** Largest value in bytes (default MAX_JSON_BYTES). */
+  maxBytes?: number;
+  /** Deepest nesting of arrays and objects (default MAX_JSON_DEPTH). */
+  maxDepth?: number;
+}
+
+/**
+ * True when JSON text nests arrays and objects deeper than `max`: one linear pass over the
+ * brackets outside strings, so a deep document is refused before it is parsed.
+ */
+export function jsonNestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses the JSON in an OCI Any (Spec, Process, LinuxResources); throws InvalidArgument when the
+ * URL is not the expected one, or the value is over `limits`, not UTF-8 or not JSON.
+ */
+export function unpackJson<T = unknown>(
+  any: Any | undefined,
+  expectedUrl?: OciTypeUrl | string,
+  limits: JsonLimits = {},
+): T {
   if (!any) throw new InvalidArgument(`any: expected ${expectedUrl ?? 'an OCI JSON value'}, got nothing`);
   if (expectedUrl !== undefined && any.typeUrl !== expectedUrl) {
     throw new InvalidArgument(`any: expected ${expectedUrl}, got ${JSON.stringify(any.typeUrl)}`);
   }
+  const what = `any ${JSON.stringify(any.typeUrl)}`;
+  const maxBytes = limits.maxBytes ?? MAX_JSON_BYTES;
+  if (any.value.length > maxBytes) {
+    throw new InvalidArgument(`${what}: value is ${any.value.length} bytes, over the limit of ${maxBytes}`);
+  }
+  let text: string;
   try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(any.value)) as T;
+    text = strictUtf8.decode(any.value);
   } catch (e) {
-    throw new InvalidArgument(`any ${JSON.stringify(any.typeUrl)}: value is not valid JSON`, { cause: e });
+    throw new InvalidArgument(`${what}: value is not valid JSON: not UTF-8`, { cause: e });
+  }
+  const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
+  if (jsonNestsDeeperThan(text, maxDepth)) {
+    throw new InvalidArgument(`${what}: value nests deeper than ${maxDepth} levels`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new InvalidArgument(`${what}: value is not valid JSON`, { cause: e });
   }
 }
 

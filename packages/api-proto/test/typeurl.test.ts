@@ -10,6 +10,8 @@ import { CheckpointOptionsSchema, ProcessDetailsSchema } from '../src/runc-optio
 import {
   anyIs,
   isJsonAny,
+  jsonNestsDeeperThan,
+  MAX_JSON_DEPTH,
   OCI_LINUX_RESOURCES_URL,
   OCI_PROCESS_URL,
   OCI_SPEC_URL,
@@ -74,5 +76,43 @@ describe('typeurl', () => {
     expect(OCI_LINUX_RESOURCES_URL).toBe('types.containerd.io/opencontainers/runtime-spec/1/LinuxResources');
     const broken = create(AnySchema, { typeUrl: OCI_SPEC_URL, value: new Uint8Array([0x7b]) });
     expect(() => unpackJson(broken)).toThrow(InvalidArgument);
+  });
+});
+
+describe('unpackJson limits', () => {
+  const json = (text: string | Uint8Array) =>
+    create(AnySchema, {
+      typeUrl: OCI_SPEC_URL,
+      value: typeof text === 'string' ? new TextEncoder().encode(text) : text,
+    });
+
+  it('measures nesting by the brackets outside strings', () => {
+    expect(jsonNestsDeeperThan('{}', 0)).toBe(true);
+    expect(jsonNestsDeeperThan('{}', 1)).toBe(false);
+    expect(jsonNestsDeeperThan('[[],[[]],{"a":[]}]', 2)).toBe(true);
+    expect(jsonNestsDeeperThan('[[],[[]],{"a":[]}]', 3)).toBe(false);
+    expect(jsonNestsDeeperThan('["[[[[", "{{{{"]', 1)).toBe(false);
+    // JSON text ["\\", "\\\"[[[[", "[["]: escaped backslashes and quotes stay inside strings.
+    expect(jsonNestsDeeperThan(String.raw`["\\", "\\\"[[[[", "[["]`, 1)).toBe(false);
+    expect(jsonNestsDeeperThan(String.raw`"\\"[[`, 1)).toBe(true);
+  });
+
+  it('refuses JSON nested deeper than MAX_JSON_DEPTH before parsing it', () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(unpackJson(json(deep(MAX_JSON_DEPTH)))).toHaveLength(1);
+    expect(() => unpackJson(json(deep(MAX_JSON_DEPTH + 1)))).toThrow(InvalidArgument);
+    // 100k levels: V8 parses it, but the first recursive walk of the result overflows the stack.
+    const started = performance.now();
+    expect(() => unpackJson(json(deep(100_000)))).toThrow(/nests deeper than 100 levels/);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(() => unpackJson(json('{"a":{"b":[1]}}'), undefined, { maxDepth: 2 })).toThrow(InvalidArgument);
+  });
+
+  it('refuses a value over the size limit, and bytes that are not UTF-8', () => {
+    expect(() => unpackJson(json('"0123456789"'), undefined, { maxBytes: 8 })).toThrow(
+      /value is 12 bytes, over the limit of 8/,
+    );
+    expect(unpackJson(json('"01234567"'), undefined, { maxBytes: 10 })).toBe('01234567');
+    expect(() => unpackJson(json(new Uint8Array([0x22, 0xff, 0x22])))).toThrow(/not UTF-8/);
   });
 });
