@@ -6,6 +6,7 @@ export default testBudgets({
     'test/content.test.ts', // a tmpfs mount(8) to fill
     'test/diff-apply.test.ts', // tar, thousands of real files
     'test/diff-apply-properties.test.ts', // hundreds of random layers on disk
+    'test/json-any-properties.test.ts', // properties that draw inputs for up to 8 s each
     'test/diff-service.test.ts', // cp, mknod, zstd, overlayfs
   ],
 });

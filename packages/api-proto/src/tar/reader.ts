@@ -11,7 +11,7 @@ import type { TarEntry, TarEntryType } from './types.js';
 
 export interface TarReaderOptions {
   signal?: AbortSignal;
-  /** Largest PAX extended header accepted, and the most all global PAX records may hold (default 1 MiB). */
+  /** Largest PAX extended header accepted (default 1 MiB). */
   maxPaxSize?: number;
   /** Longest name or link target accepted, from any encoding (default 64 KiB). */
   maxNameLength?: number;
@@ -69,7 +69,6 @@ export async function* readTar(
   const maxPax = options.maxPaxSize ?? DEFAULT_MAX_PAX;
   const maxName = options.maxNameLength ?? DEFAULT_MAX_NAME;
   const src = new ByteSource(source[Symbol.asyncIterator](), options.signal);
-  const global: PaxRecords = new Map();
   let local: PaxRecords | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
@@ -122,20 +121,10 @@ export async function* readTar(
       if (declared < 0) throw new InvalidArgument(`tar header at byte ${at}: negative size`);
       if (flag === 'x' || flag === 'g') {
         const records = parsePax(await meta(declared, maxPax, 'pax header', at), at);
-        if (flag === 'x') {
-          local ??= new Map();
-          for (const [k, v] of records) local.set(k, v);
-        } else {
-          for (const [k, v] of records) global.set(k, v);
-          // Global records add up over the archive: their sum has the same cap as one header.
-          let held = 0;
-          for (const [k, v] of global) held += k.length + v.length;
-          if (held > maxPax) {
-            throw new ResourceExhausted(
-              `tar pax global headers at byte ${at}: ${held} bytes held exceeds the limit of ${maxPax}`,
-            );
-          }
-        }
+        // As Go's archive/tar (and so containerd) reads them: a local header's records apply to
+        // the next entry, a later local header replacing an earlier one; a global header is
+        // checked and set aside, never applied (containerd skips it too).
+        if (flag === 'x') local = records;
         continue;
       }
       if (flag === 'L' || flag === 'K') {
@@ -174,9 +163,7 @@ export async function* readTar(
         xattrs: {},
       };
       if (flag === '\0' && name.endsWith('/')) entry.type = 'dir';
-      // Global records first (except the ones that only make sense per entry), then local ones.
-      applyPax(entry, global, true);
-      if (local) applyPax(entry, local, false);
+      if (local) applyPax(entry, local);
       if (longName !== undefined) entry.name = longName;
       if (longLink !== undefined) entry.linkname = longLink;
       local = undefined;
@@ -227,17 +214,17 @@ function bodyOf(src: ByteSource, state: BodyState, name: string): AsyncIterable<
   };
 }
 
-function applyPax(entry: Omit<TarEntry, 'body'>, records: PaxRecords, global: boolean): void {
+function applyPax(entry: Omit<TarEntry, 'body'>, records: PaxRecords): void {
   for (const [key, value] of records) {
     switch (key) {
       case 'path':
-        if (!global) entry.name = paxString(value);
+        entry.name = paxString(value);
         break;
       case 'linkpath':
-        if (!global) entry.linkname = paxString(value);
+        entry.linkname = paxString(value);
         break;
       case 'size':
-        if (!global) entry.size = paxInteger(value, key);
+        entry.size = paxInteger(value, key);
         break;
       case 'uid':
         entry.uid = paxInteger(value, key);
@@ -257,7 +244,14 @@ function applyPax(entry: Omit<TarEntry, 'body'>, records: PaxRecords, global: bo
       default:
         if (key.startsWith('SCHILY.xattr.')) {
           const name = key.slice('SCHILY.xattr.'.length);
-          if (name !== '') entry.xattrs[name] = value;
+          // Defined, not assigned: an xattr named __proto__ is an xattr like any other.
+          if (name !== '')
+            Object.defineProperty(entry.xattrs, name, {
+              value,
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
         } else if (key.startsWith('GNU.sparse.')) {
           throw new InvalidArgument(`tar entry "${shorten(entry.name)}": sparse files are not supported`);
         }
