@@ -1,5 +1,6 @@
 import { InvalidArgument } from './errors.js';
 import { compileRegexp, MAX_REGEXP_PROGRAM, type Regexp } from './regexp.js';
+import { filterInSlices, type SliceOptions } from './time-slice.js';
 
 // containerd's filter language (filters/parser.go, scanner.go, quote.go), reimplemented so our
 // servers accept exactly the strings stock clients send:
@@ -505,3 +506,16 @@ export function matchAll<T>(filter: Filter, items: Iterable<T>, adapt: (item: T)
   return out;
 }
 
+/**
+ * matchAll in slices of a few ms with a turn of the event loop between them (time-slice.ts): the
+ * form for lists that may be long. Same results, same order.
+ */
+export async function matchAllSliced<T>(
+  filter: Filter,
+  items: Iterable<T>,
+  adapt: (item: T) => Adaptor,
+  opts: SliceOptions = {},
+): Promise<T[]> {
+  if (filter.alternatives.length === 0) return [...items];
+  return filterInSlices(items, (item) => filter.match(adapt(item)), opts);
+}

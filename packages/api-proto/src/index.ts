@@ -13,11 +13,14 @@ export {
   adaptObject,
   MAX_FILTERS_LENGTH,
   matchAll,
+  matchAllSliced,
   parseFilter,
   parseFilters,
 } from './filters.js';
 export type { Regexp } from './regexp.js';
 export { compileRegexp, MAX_REGEXP_LENGTH, MAX_REGEXP_PROGRAM } from './regexp.js';
+export type { SliceOptions } from './time-slice.js';
+export { filterInSlices, mapInSlices, SLICE_MS, TimeSlice } from './time-slice.js';
 
 export type { InMemoryOptions } from './in-memory.js';
 export { createInMemoryClient, createInMemoryTransport } from './in-memory.js';
