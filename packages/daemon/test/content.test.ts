@@ -579,8 +579,8 @@ describe('Content: full disk (reliability case 18)', () => {
       const e = await errOf(local.ingest('default', src(), { ref: 'huge', expected: sha256Digest(big) }));
       expect(e.name).toBe('ResourceExhausted');
       expect(e.message).toContain('content ref "huge": no space left on device');
-      expect(local.list('default')).toEqual([]);
-      expect(local.listStatuses('default')).toEqual([]);
+      expect(await local.list('default')).toEqual([]);
+      expect(await local.listStatuses('default')).toEqual([]);
       expect(readdirSync(join(mnt, 'content', 'blobs'))).toEqual([]);
       // The store still works once there is room.
       const small = Buffer.from('fits');

@@ -5,12 +5,14 @@ import {
   AlreadyExists,
   InvalidArgument,
   leaseFromContext,
-  matchAll,
+  filterInSlices,
+  mapInSlices,
   NotFound,
   namespaceFromContext,
   parseFilters,
   service,
   type ServiceRegistration,
+  TimeSlice,
   timestampFromNanos,
   validateIdentifier,
   validateLabels,
@@ -21,6 +23,7 @@ import {
   ContainerDeleteSchema,
   ContainerUpdateSchema,
 } from '@ctrd/api-proto/event-types';
+import type { Statement } from 'better-sqlite3';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
 import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
@@ -47,6 +50,9 @@ interface ContainerRow {
 }
 
 const UPDATABLE = ['labels', 'spec', 'extensions', 'image', 'snapshotkey'] as const;
+
+const EXTENSIONS =
+  'SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?';
 
 function notFound(ns: string, id: string): NotFound {
   return new NotFound(`container "${id}" in namespace "${ns}": not found`);
@@ -84,10 +90,13 @@ export class LocalContainers {
       .get(ns, id) as ContainerRow | undefined;
   }
 
-  private toMessage(ns: string, r: ContainerRow): Container {
-    const ext = this.store
-      .stmt('SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?')
-      .all(ns, r.id) as { name: string; type_url: string; value: Buffer }[];
+  /** `extensions`: the statement reading a container's extensions (on the connection in use). */
+  private toMessage(
+    ns: string,
+    r: ContainerRow,
+    extensions: Statement = this.store.stmt(EXTENSIONS),
+  ): Container {
+    const ext = extensions.all(ns, r.id) as { name: string; type_url: string; value: Buffer }[];
     return create(ContainerSchema, {
       id: r.id,
       labels: labelsFromText(r.labels),
@@ -126,20 +135,33 @@ export class LocalContainers {
     });
   }
 
-  /** Filters as containerd's: id, image, runtime.name, labels.<key>; several strings are ORed. */
-  list(ns: string, filters: readonly string[] = []): Container[] {
+  /**
+   * Filters as containerd's: id, image, runtime.name, labels.<key>; several strings are ORed. One
+   * consistent state, filtered on the rows and then built, in time slices: a long list does not
+   * hold up other calls.
+   */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Container[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const all = this.store.read(() => {
-      const rows = this.store.db
+    return this.store.snapshot(async (db) => {
+      const rows = db
         .prepare('SELECT * FROM containers WHERE namespace = ? ORDER BY id')
         .safeIntegers(true)
-        .all(ns) as ContainerRow[];
-      return rows.map((r) => this.toMessage(ns, r));
+        .iterate(ns) as IterableIterator<ContainerRow>;
+      const kept = await filterInSlices(
+        rows,
+        (r) =>
+          filter.match(
+            adaptObject(
+              { id: r.id, image: r.image, 'runtime.name': r.runtime_name },
+              { labels: labelsFromText(r.labels) },
+            ),
+          ),
+        { signal },
+      );
+      const extensions = db.prepare(EXTENSIONS);
+      return mapInSlices(kept, (r) => this.toMessage(ns, r, extensions), { signal });
     });
-    return matchAll(filter, all, (c) =>
-      adaptObject({ id: c.id, image: c.image, 'runtime.name': c.runtime?.name }, { labels: c.labels }),
-    );
   }
 
   /** `lease`: the request's lease; the container is recorded as one of its resources. */
@@ -293,9 +315,18 @@ export class LocalContainers {
 export function containersService(local: LocalContainers): ServiceRegistration {
   return service(ContainersService, {
     get: async (req, ctx) => ({ container: local.get(namespaceFromContext(ctx), req.id) }),
-    list: async (req, ctx) => ({ containers: local.list(namespaceFromContext(ctx), req.filters) }),
+    list: async (req, ctx) => ({
+      containers: await local.list(namespaceFromContext(ctx), req.filters, ctx.signal),
+    }),
     async *listStream(req, ctx) {
-      for (const container of local.list(namespaceFromContext(ctx), req.filters)) yield { container };
+      const all = await local.list(namespaceFromContext(ctx), req.filters, ctx.signal);
+      // Each message is encoded and written as it is yielded: in slices too, or a long stream
+      // runs in one turn of the event loop.
+      const slice = new TimeSlice();
+      for (const container of all) {
+        yield { container };
+        if (slice.due) await slice.yield(ctx.signal);
+      }
     },
     create: async (req, ctx) => ({
       container: local.create(namespaceFromContext(ctx), req.container, leaseFromContext(ctx)),

@@ -5,6 +5,7 @@ import {
   namespaceFromContext,
   service,
   type ServiceRegistration,
+  TimeSlice,
   timestampFromNanos,
 } from '@ctrd/api-proto';
 import {
@@ -101,8 +102,12 @@ export function contentService(local: LocalContent): ServiceRegistration {
       info: local.update(namespaceFromContext(ctx), req.info, req.updateMask?.paths ?? []),
     }),
     async *list(req, ctx) {
-      const all = local.list(namespaceFromContext(ctx), req.filters);
-      for (let i = 0; i < all.length; i += LIST_BATCH) yield { info: all.slice(i, i + LIST_BATCH) };
+      const all = await local.list(namespaceFromContext(ctx), req.filters, ctx.signal);
+      const slice = new TimeSlice();
+      for (let i = 0; i < all.length; i += LIST_BATCH) {
+        yield { info: all.slice(i, i + LIST_BATCH) };
+        if (slice.due) await slice.yield(ctx.signal);
+      }
     },
     delete: async (req, ctx) => {
       local.delete(namespaceFromContext(ctx), req.digest);
@@ -120,7 +125,7 @@ export function contentService(local: LocalContent): ServiceRegistration {
     },
     status: async (req, ctx) => ({ status: local.status(namespaceFromContext(ctx), req.ref) }),
     listStatuses: async (req, ctx) => ({
-      statuses: local.listStatuses(namespaceFromContext(ctx), req.filters),
+      statuses: await local.listStatuses(namespaceFromContext(ctx), req.filters, ctx.signal),
     }),
     write: (requests, ctx) =>
       writeSession(local, requests, namespaceFromContext(ctx), leaseFromContext(ctx), ctx.signal),

@@ -5,7 +5,8 @@ import {
   AlreadyExists,
   InvalidArgument,
   type Logger,
-  matchAll,
+  mapInSlices,
+  matchAllSliced,
   NotFound,
   namespaceFromContext,
   parseFilters,
@@ -129,19 +130,18 @@ export class LocalLeases {
     this.gc?.schedule();
   }
 
-  /** Filters: id, labels.<key>. */
-  list(ns: string, filters: readonly string[] = []): Lease[] {
+  /** Filters: id, labels.<key>. One consistent state, in time slices. */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Lease[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const rows = this.store.db
-      .prepare('SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id')
-      .safeIntegers(true)
-      .all(ns) as LeaseRow[];
-    return matchAll(
-      filter,
-      rows.map((r) => this.toMessage(r)),
-      (l) => adaptObject({ id: l.id }, { labels: l.labels }),
-    );
+    const all = await this.store.snapshot((db) => {
+      const rows = db
+        .prepare('SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id')
+        .safeIntegers(true)
+        .iterate(ns) as IterableIterator<LeaseRow>;
+      return mapInSlices(rows, (r) => this.toMessage(r), { signal });
+    });
+    return matchAllSliced(filter, all, (l) => adaptObject({ id: l.id }, { labels: l.labels }), { signal });
   }
 
   addResource(ns: string, id: string, resource: Resource | undefined): void {
@@ -231,7 +231,9 @@ export function leasesService(local: LocalLeases): ServiceRegistration {
       if (req.sync) await local.gc?.collect(ctx.signal);
       return {};
     },
-    list: async (req, ctx) => ({ leases: local.list(namespaceFromContext(ctx), req.filters) }),
+    list: async (req, ctx) => ({
+      leases: await local.list(namespaceFromContext(ctx), req.filters, ctx.signal),
+    }),
     addResource: async (req, ctx) => {
       local.addResource(namespaceFromContext(ctx), req.id, req.resource);
       return {};
