@@ -1,6 +1,6 @@
 import type { HandlerContext, Interceptor } from '@connectrpc/connect';
 import { FailedPrecondition, InvalidArgument } from './errors.js';
-import { validateIdentifier } from './identifiers.js';
+import { validateIdentifier, validateLeaseId } from './identifiers.js';
 
 // The namespace and lease travel in gRPC metadata under containerd's names, so stock clients
 // and servers understand ours.
@@ -45,10 +45,10 @@ export function namespaceFromContext(ctx: Pick<HandlerContext, 'requestHeader'>)
   return namespaceFromHeaders(ctx.requestHeader);
 }
 
-/** The request's lease id, if any; InvalidArgument unless it is one valid identifier. */
+/** The request's lease id, if any; InvalidArgument unless it is one valid lease id. */
 export function leaseFromHeaders(headers: Headers): string | undefined {
   const lease = singleValue(headers, LEASE_HEADER, 'lease');
-  if (lease !== undefined) validateIdentifier(lease, 'lease');
+  if (lease !== undefined) validateLeaseId(lease, 'lease');
   return lease;
 }
 

@@ -45,6 +45,10 @@ describe('namespace headers', () => {
     expect(() => leaseFromHeaders(leases)).toThrow(/^lease: exactly one containerd-lease header value/);
     expect(() => leaseFromHeaders(new Headers({ 'containerd-lease': '../x' }))).toThrow(InvalidArgument);
     expect(leaseFromHeaders(new Headers({ 'containerd-lease': 'l1' }))).toBe('l1');
+    // Generated lease ids are not identifiers: "--" and a trailing "_" are fine.
+    expect(leaseFromHeaders(new Headers({ 'containerd-lease': '1700000000000000000--a_' }))).toBe(
+      '1700000000000000000--a_',
+    );
     expect(leaseFromHeaders(new Headers())).toBeUndefined();
     expect(() => namespaceFromHeaders(new Headers())).toThrow(FailedPrecondition);
     expect(() => namespaceFromHeaders(new Headers())).toThrow(/^namespace is required/);

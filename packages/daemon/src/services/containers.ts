@@ -24,6 +24,8 @@ import {
   ContainerUpdateSchema,
 } from '@ctrd/api-proto/event-types';
 import type { Statement } from 'better-sqlite3';
+import { validateImageName } from '../images/local-images.js';
+import { validateSnapshotKey } from '../snapshots/local-snapshots.js';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
 import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
@@ -65,6 +67,10 @@ function anyOf(typeUrl: string, value: Uint8Array): Any {
 export function validateContainer(c: Container): void {
   validateIdentifier(c.id, 'container id');
   validateLabels(c.labels, `container "${c.id}" labels`);
+  // containerd stores these as given; ctrd holds them to the rules of what they name.
+  if (c.image !== '') validateImageName(c.image);
+  if (c.snapshotter !== '') validateIdentifier(c.snapshotter, `container "${c.id}" snapshotter`);
+  if (c.snapshotKey !== '') validateSnapshotKey(c.snapshotKey, `key of container "${c.id}"`);
   for (const k of Object.keys(c.extensions)) {
     if (k === '') throw new InvalidArgument(`container "${c.id}": extension names must not be empty`);
   }
@@ -127,7 +133,7 @@ export class LocalContainers {
 
   get(ns: string, id: string): Container {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(id, 'container id');
     return this.store.read(() => {
       const r = this.row(ns, id);
       if (!r) throw notFound(ns, id);
@@ -221,7 +227,7 @@ export class LocalContainers {
   update(ns: string, c: Container | undefined, paths: readonly string[] = []): Container {
     validateIdentifier(ns, 'namespace');
     if (!c) throw new InvalidArgument('container: must be set');
-    if (c.id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(c.id, 'container id');
     for (const p of paths) {
       const ok =
         (UPDATABLE as readonly string[]).includes(p) ||
@@ -295,7 +301,7 @@ export class LocalContainers {
 
   delete(ns: string, id: string): void {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(id, 'container id');
     this.store.write(() => {
       const r = this.store.stmt('DELETE FROM containers WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);

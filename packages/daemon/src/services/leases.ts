@@ -16,6 +16,7 @@ import {
   timestampFromNanos,
   validateIdentifier,
   validateLabels,
+  validateLeaseId,
 } from '@ctrd/api-proto';
 import {
   type Lease,
@@ -24,6 +25,10 @@ import {
   type Resource,
   ResourceSchema,
 } from '@ctrd/api-proto/leases';
+import { validateDigest } from '@ctrd/api-proto/oci';
+import { validateRef } from '../content/paths.js';
+import { validateImageName } from '../images/local-images.js';
+import { validateSnapshotKey } from '../snapshots/local-snapshots.js';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
 import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
@@ -44,17 +49,8 @@ interface LeaseRow {
   created_at: bigint;
 }
 
-// Not containerd's identifier rule: containerd accepts any non-empty lease id, and ctr's own
-// `<nanos>-<url-safe base64>` ids may hold "--" or "_". Still bounded and free of separators.
-const LEASE_ID = /^[A-Za-z0-9._~+=:@-]{1,256}$/;
-
-export function validateLeaseId(id: string): void {
-  if (!LEASE_ID.test(id)) {
-    throw new InvalidArgument(
-      `lease id "${id.slice(0, 80)}": must be 1-256 characters of letters, digits and . _ ~ + = : @ -`,
-    );
-  }
-}
+// Lease ids follow api-proto's validateLeaseId (not the identifier rule: see there).
+export { validateLeaseId };
 
 function notFound(ns: string, id: string): NotFound {
   return new NotFound(`lease "${id}" in namespace "${ns}": not found`);
@@ -65,6 +61,7 @@ export function generateLeaseId(): string {
   return `${nowNanos()}-${randomBytes(3).toString('base64url')}`;
 }
 
+/** A resource's type, and its id by the rules of what it names (content: a digest, as containerd). */
 function validateResource(r: Resource | undefined): Resource {
   if (!r) throw new InvalidArgument('lease resource: must be set');
   if (r.id === '') throw new InvalidArgument('lease resource id: must not be empty');
@@ -74,6 +71,12 @@ function validateResource(r: Resource | undefined): Resource {
       `lease resource type "${r.type}": unsupported: use content, ingests, containers, images or snapshots/<snapshotter>`,
     );
   }
+  const what = `lease resource ${r.type}`;
+  if (r.type === 'content') validateDigest(r.id, `${what} id`);
+  else if (r.type === 'ingests') validateRef(r.id);
+  else if (r.type === 'containers') validateIdentifier(r.id, `${what} id`);
+  else if (r.type === 'images') validateImageName(r.id);
+  else validateSnapshotKey(r.id, `${what} id`);
   return r;
 }
 
@@ -122,7 +125,7 @@ export class LocalLeases {
 
   delete(ns: string, id: string): void {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('lease id: must not be empty');
+    validateLeaseId(id);
     this.store.write(() => {
       const r = this.store.db.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);
@@ -146,6 +149,7 @@ export class LocalLeases {
 
   addResource(ns: string, id: string, resource: Resource | undefined): void {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     const r = validateResource(resource);
     this.store.write(() => this.addResourceInTx(ns, id, r));
   }
@@ -164,6 +168,7 @@ export class LocalLeases {
 
   deleteResource(ns: string, id: string, resource: Resource | undefined): void {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     const r = validateResource(resource);
     this.store.write(() => {
       if (!this.store.db.prepare('SELECT 1 FROM leases WHERE namespace = ? AND id = ?').get(ns, id)) {
@@ -177,6 +182,7 @@ export class LocalLeases {
 
   listResources(ns: string, id: string): Resource[] {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     return this.store.read(() => {
       if (!this.store.db.prepare('SELECT 1 FROM leases WHERE namespace = ? AND id = ?').get(ns, id)) {
         throw notFound(ns, id);
