@@ -47,6 +47,7 @@ export {
   MAX_LABEL_SIZE,
   validateIdentifier,
   validateLabels,
+  validateLeaseId,
 } from './identifiers.js';
 export { DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER } from './namespace-headers.js';
 export {

@@ -32,6 +32,20 @@ export function validateIdentifier(id: string, what = 'identifier'): void {
   }
 }
 
+// Lease ids are not identifiers: containerd accepts any non-empty lease id, and the ids it (and
+// ctrd) generates, `<unix nanos>-<3 random bytes, url-safe base64>`, may hold "--" or end in "_".
+// Still bounded and free of separators: they travel in a header and in logs.
+const LEASE_ID = /^[A-Za-z0-9._~+=:@-]{1,256}$/;
+
+/** Throws InvalidArgument unless `id` is 1-256 characters of letters, digits and `._~+=:@-`. */
+export function validateLeaseId(id: string, what = 'lease id'): void {
+  if (!LEASE_ID.test(id)) {
+    throw new InvalidArgument(
+      `${what} ${quote(id.length > 80 ? `${id.slice(0, 80)}...` : id)}: must be 1-256 characters of letters, digits and . _ ~ + = : @ -`,
+    );
+  }
+}
+
 /** Throws InvalidArgument if any label's key plus value exceeds 4096 bytes, or a key is empty. */
 export function validateLabels(labels: Readonly<Record<string, string>> | undefined, what = 'labels'): void {
   if (!labels) return;

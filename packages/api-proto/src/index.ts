@@ -9,7 +9,18 @@ export { clientErrorInterceptor, serverErrorInterceptor, withErrorClasses } from
 export { classify, codeFromKind, kindFromCode, toConnectError } from './errors.js';
 export { envelopeAdaptor, messageAdaptor } from './event-filters.js';
 export type { Adaptor, FieldValue, Filter, Operator, Selector } from './filters.js';
-export { adaptObject, matchAll, parseFilter, parseFilters } from './filters.js';
+export {
+  adaptObject,
+  MAX_FILTERS_LENGTH,
+  matchAll,
+  matchAllSliced,
+  parseFilter,
+  parseFilters,
+} from './filters.js';
+export type { Regexp } from './regexp.js';
+export { compileRegexp, MAX_REGEXP_LENGTH, MAX_REGEXP_PROGRAM } from './regexp.js';
+export type { SliceOptions } from './time-slice.js';
+export { filterInSlices, mapInSlices, SLICE_MS, TimeSlice } from './time-slice.js';
 
 export type { InMemoryOptions } from './in-memory.js';
 export { createInMemoryClient, createInMemoryTransport } from './in-memory.js';

@@ -1,6 +1,6 @@
 import type { HandlerContext, Interceptor } from '@connectrpc/connect';
-import { FailedPrecondition } from './errors.js';
-import { validateIdentifier } from './identifiers.js';
+import { FailedPrecondition, InvalidArgument } from './errors.js';
+import { validateIdentifier, validateLeaseId } from './identifiers.js';
 
 // The namespace and lease travel in gRPC metadata under containerd's names, so stock clients
 // and servers understand ours.
@@ -9,21 +9,28 @@ export const NAMESPACE_HEADER = 'containerd-namespace';
 export const LEASE_HEADER = 'containerd-lease';
 export const DEFAULT_NAMESPACE = 'default';
 
-// Headers joins repeated values with ", "; containerd takes the first value. Neither a
-// namespace nor a lease id can contain a comma.
-function firstValue(headers: Headers, name: string): string | undefined {
+// Exactly one value. containerd takes the first of several, so `a` and `a, b` (or the header sent
+// twice: HTTP/2 and Headers join repeated values with ", ") would name the same namespace while
+// a proxy or a logger in front may well read the last one. A request is served in one namespace:
+// anything else is InvalidArgument. No namespace or lease id contains a comma.
+function singleValue(headers: Headers, name: string, what: string): string | undefined {
   const raw = headers.get(name);
-  if (raw === null) return undefined;
-  const first = raw.split(',')[0]?.trim() ?? '';
-  return first === '' ? undefined : first;
+  if (raw === null || raw === '') return undefined;
+  if (raw.includes(',')) {
+    const shown = JSON.stringify(raw.length > 100 ? `${raw.slice(0, 100)}...` : raw);
+    throw new InvalidArgument(
+      `${what}: exactly one ${name} header value must be sent, got ${shown} (the header repeated, or a list)`,
+    );
+  }
+  return raw;
 }
 
 /**
  * The request's namespace. Throws FailedPrecondition "namespace is required" when missing or
- * empty, InvalidArgument when it is not a valid identifier.
+ * empty, InvalidArgument when it is not one valid identifier.
  */
 export function namespaceFromHeaders(headers: Headers): string {
-  const ns = firstValue(headers, NAMESPACE_HEADER);
+  const ns = singleValue(headers, NAMESPACE_HEADER, 'namespace');
   if (ns === undefined) {
     throw new FailedPrecondition(
       `namespace is required: set the ${NAMESPACE_HEADER} header (clients: --namespace or CTRD_NAMESPACE)`,
@@ -38,9 +45,11 @@ export function namespaceFromContext(ctx: Pick<HandlerContext, 'requestHeader'>)
   return namespaceFromHeaders(ctx.requestHeader);
 }
 
-/** The request's lease id, if any. */
+/** The request's lease id, if any; InvalidArgument unless it is one valid lease id. */
 export function leaseFromHeaders(headers: Headers): string | undefined {
-  return firstValue(headers, LEASE_HEADER);
+  const lease = singleValue(headers, LEASE_HEADER, 'lease');
+  if (lease !== undefined) validateLeaseId(lease, 'lease');
+  return lease;
 }
 
 export function leaseFromContext(ctx: Pick<HandlerContext, 'requestHeader'>): string | undefined {

@@ -68,7 +68,7 @@ function services() {
 }
 
 // One raw HTTP/2 request, to look at what goes over the wire.
-async function raw(path: string, url: string, headers: Record<string, string>, body: Buffer) {
+async function raw(path: string, url: string, headers: Record<string, string | string[]>, body: Buffer) {
   const session = http2Connect('http://localhost', { createConnection: () => netConnect(path) });
   try {
     return await new Promise<{
@@ -154,6 +154,54 @@ describe('createServer + createClient over a unix socket', () => {
     // a service the server does not have at all
     const containers = createClient(ContainersService, { address: server.address, namespace: 'default' });
     await expect(containers.get({ id: 'x' })).rejects.toBeInstanceOf(NotImplemented);
+    transport.close();
+  });
+
+  it('one namespace per request: the header twice or a list is InvalidArgument, on gRPC and Connect', async () => {
+    server = await createServer({ socketPath: join(dir, 's.sock'), services: services() });
+    const grpc = (ns: string | string[], lease?: string[]) =>
+      raw(
+        server!.socketPath,
+        '/containerd.services.namespaces.v1.Namespaces/Get',
+        {
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'containerd-namespace': ns,
+          ...(lease ? { 'containerd-lease': lease } : {}),
+        },
+        Buffer.from([0, 0, 0, 0, 0]),
+      );
+    for (const ns of [['a', 'b'], ['a', 'a'], 'a,b', 'a, b']) {
+      const res = await grpc(ns);
+      expect(res.trailers['grpc-status'] ?? res.headers['grpc-status'], JSON.stringify(ns)).toBe('3');
+      expect(decodeURIComponent(String(res.trailers['grpc-message'] ?? res.headers['grpc-message']))).toMatch(
+        /^namespace: exactly one containerd-namespace header value must be sent, got "a, ?[ab]"/,
+      );
+    }
+    expect((await grpc('a')).trailers['grpc-status']).toBe('0');
+    const json = await raw(
+      server.socketPath,
+      '/containerd.services.namespaces.v1.Namespaces/Get',
+      { 'content-type': 'application/json', 'containerd-namespace': ['a', 'b'] },
+      Buffer.from('{"name":"x"}'),
+    );
+    expect(json.headers[':status']).toBe(400);
+    expect(JSON.parse(json.body)).toMatchObject({ code: 'invalid_argument' });
+    // The same through ctrd's own client, and a per-call header that repeats the transport's.
+    const transport = createUnixTransport({ address: server.address, namespace: 'ns1' });
+    const namespaces = createClient(NamespacesService, { transport });
+    await expect(
+      namespaces.get(
+        { name: 'x' },
+        {
+          headers: [
+            ['containerd-namespace', 'a'],
+            ['containerd-namespace', 'b'],
+          ],
+        },
+      ),
+    ).rejects.toThrow(InvalidArgument);
+    expect((await namespaces.get({ name: 'x' })).namespace?.labels).toEqual({ from: 'ns1' });
     transport.close();
   });
 

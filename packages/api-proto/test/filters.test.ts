@@ -63,14 +63,61 @@ describe('filters: matching', () => {
     expect(parseFilter('labels.a.b==c').match(adaptObject({}, { labels: { 'a.b': 'c' } }))).toBe(true);
   });
 
-  it('regular expressions: Go syntax bits, bad patterns match nothing', () => {
+  it('regular expressions: Go (RE2) syntax; patterns RE2 refuses are InvalidArgument naming the filter', () => {
     const f = (s: string, v: string) => parseFilter(s).match(adaptObject({ v }));
     expect(f('v~="(?i)^ABC$"', 'abc')).toBe(true);
     expect(f('v~="(?P<x>a)b"', 'ab')).toBe(true);
-    expect(f('v~="("', 'x')).toBe(false);
-    expect(f(`v~="${'a'.repeat(2000)}"`, 'a'.repeat(2000))).toBe(false);
+    expect(f('v~="(?<x>a)b"', 'ab')).toBe(true);
+    expect(f('v~=^\\pL+$', 'héllo')).toBe(true);
+    // In a quoted value a backslash is escaped, as in a Go string literal.
+    expect(f('v~="^[[:alpha:]]+\\\\z"', 'abc')).toBe(true);
+    expect(f('v~=^\\Qa.b\\E$', 'a.b')).toBe(true);
+    expect(f('v~=^\\Qa.b\\E$', 'axb')).toBe(false);
+    expect(f('v~="(?s)^a.b$"', 'a\nb')).toBe(true);
+    expect(f('v~=^a.b$', 'a\nb')).toBe(false);
+    expect(f('v~=a$', 'a\n')).toBe(false);
+    expect(f('v~=^.$', '😀')).toBe(true);
     expect(f('topic~="/tasks/"', 'x')).toBe(false);
     expect(parseFilter('topic~="^/tasks/"').match(adaptObject({ topic: '/tasks/exit' }))).toBe(true);
+    const bad: [string, RegExp][] = [
+      ['v~="("', /^filter "v~=\\"\(\\"": error parsing regexp: missing closing \): `\(`/],
+      ['v~=(a)\\1', /error parsing regexp: invalid escape sequence: `\\1`/],
+      ['v~="(?=a)"', /error parsing regexp: invalid or unsupported Perl syntax: `\(\?=`/],
+      ['v~="(?!a)"', /invalid or unsupported Perl syntax/],
+      ['v~="(?<=a)b"', /error parsing regexp/],
+      ['v~=a{1001}', /invalid repeat count/],
+      ['v~=a++', /invalid nested repetition operator/],
+      ['v~=\\Z', /invalid escape sequence/],
+      [`v~="${'a'.repeat(2000)}"`, /is 2000 characters, more than the maximum of 1024/],
+      ['v~="[a-z]{300}"', /too complex \(\d+ RE2 instructions, more than the maximum of 256\)/],
+    ];
+    for (const [s, message] of bad) {
+      expect(() => parseFilter(s), s).toThrow(InvalidArgument);
+      expect(() => parseFilter(s), s).toThrow(message);
+    }
+    // A bad pattern fails the request even in an alternative that is never reached.
+    expect(() => parseFilters(['', 'v~=('])).toThrow(InvalidArgument);
+    expect(() => parseFilters(['v==x', 'v~=('])).toThrow(/^filter "v~=\(": error parsing regexp/);
+  });
+
+  it('bounds the work one request can ask for', () => {
+    // The patterns' programs together, not only each one.
+    const eight = Array.from({ length: 8 }, (_, i) => `v~="^[a-z]{30}${i}"`).join(',');
+    expect(() => parseFilter(eight)).toThrow(/regular expressions too complex: \d+ RE2 instructions in all/);
+    // The same pattern twice is compiled once and counted once.
+    expect(() => parseFilters(['v~="^[a-z]{200}"', 'v~="^[a-z]{200}"'])).not.toThrow();
+    expect(() => parseFilters(['a==b'.padEnd(40 * 1024, 'b'), 'a==b'.padEnd(30 * 1024, 'b')])).toThrow(
+      /filters: \d+ characters in all, more than the maximum of 65536/,
+    );
+    expect(() => parseFilter('a==b'.padEnd(64 * 1024, 'b'))).not.toThrow();
+  });
+
+  it('the match of a pattern is linear: ^(a|a)+$ on a long value answers at once', () => {
+    const f = parseFilter('v~=^(a|a)+$');
+    const started = performance.now();
+    expect(f.match(adaptObject({ v: `${'a'.repeat(4000)}b` }))).toBe(false);
+    expect(f.match(adaptObject({ v: 'a'.repeat(4000) }))).toBe(true);
+    expect(performance.now() - started).toBeLessThan(200);
   });
 });
 

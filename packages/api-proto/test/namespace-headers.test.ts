@@ -7,6 +7,7 @@ import {
   DEFAULT_NAMESPACE,
   LEASE_HEADER,
   leaseFromContext,
+  leaseFromHeaders,
   NAMESPACE_HEADER,
   namespaceFromContext,
   namespaceFromHeaders,
@@ -15,15 +16,40 @@ import {
 import { service } from '../src/server.js';
 
 describe('namespace headers', () => {
-  it('reads the first value and validates it', () => {
+  it('reads exactly one value and validates it', () => {
     expect(NAMESPACE_HEADER).toBe('containerd-namespace');
     expect(LEASE_HEADER).toBe('containerd-lease');
     expect(DEFAULT_NAMESPACE).toBe('default');
     expect(namespaceFromHeaders(new Headers({ 'containerd-namespace': 'k8s.io' }))).toBe('k8s.io');
+    // Sent twice, or as a list: one request, one namespace (containerd would take the first).
     const h = new Headers();
     h.append('containerd-namespace', 'a');
     h.append('containerd-namespace', 'b');
-    expect(namespaceFromHeaders(h)).toBe('a');
+    for (const headers of [
+      h,
+      new Headers({ 'containerd-namespace': 'a,b' }),
+      new Headers({ 'containerd-namespace': 'a,' }),
+    ]) {
+      expect(() => namespaceFromHeaders(headers)).toThrow(InvalidArgument);
+      expect(() => namespaceFromHeaders(headers)).toThrow(
+        /^namespace: exactly one containerd-namespace header value must be sent, got "a,/,
+      );
+    }
+    const twice = new Headers();
+    twice.append('containerd-namespace', 'a');
+    twice.append('containerd-namespace', 'a');
+    expect(() => namespaceFromHeaders(twice)).toThrow(InvalidArgument);
+    const leases = new Headers({ 'containerd-namespace': 'a' });
+    leases.append('containerd-lease', 'l1');
+    leases.append('containerd-lease', 'l2');
+    expect(() => leaseFromHeaders(leases)).toThrow(/^lease: exactly one containerd-lease header value/);
+    expect(() => leaseFromHeaders(new Headers({ 'containerd-lease': '../x' }))).toThrow(InvalidArgument);
+    expect(leaseFromHeaders(new Headers({ 'containerd-lease': 'l1' }))).toBe('l1');
+    // Generated lease ids are not identifiers: "--" and a trailing "_" are fine.
+    expect(leaseFromHeaders(new Headers({ 'containerd-lease': '1700000000000000000--a_' }))).toBe(
+      '1700000000000000000--a_',
+    );
+    expect(leaseFromHeaders(new Headers())).toBeUndefined();
     expect(() => namespaceFromHeaders(new Headers())).toThrow(FailedPrecondition);
     expect(() => namespaceFromHeaders(new Headers())).toThrow(/^namespace is required/);
     expect(() => namespaceFromHeaders(new Headers({ 'containerd-namespace': '' }))).toThrow(

@@ -182,7 +182,6 @@ describe('Containers', () => {
     expect(await ids(['labels.tier!=web'])).toEqual(['a2', 'b1']);
     for (const f of ['labels.a=="x', 'id==', '==a', 'id~=/[/']) {
       const err = await c.list({ filters: [f] }).catch((e) => e);
-      if (f === 'id~=/[/') continue; // a bad regexp matches nothing, as in containerd
       expect(isInvalidArgument(err), f).toBe(true);
     }
     const streamed: string[] = [];

@@ -284,6 +284,67 @@ describe('Content: bad input (reliability cases 30, 31, 32, 20)', () => {
     expect(done.digest).toBe(sha256Digest('hello'));
   });
 
+  it('bad offsets and totals are InvalidArgument, and lose nothing already written', async () => {
+    const c = h.client(ContentService);
+    const s = writeSession(c);
+    await s.send({ action: WriteAction.STAT, ref: 'keep', total: 5n });
+    await s.send({ action: WriteAction.WRITE, offset: 0n, data: Buffer.from('hel') });
+    const cases: [string, Parameters<typeof s.send>[0], RegExp][] = [
+      [
+        'negative offset',
+        { action: WriteAction.WRITE, offset: -1n, data: Buffer.from('lo') },
+        /^content ref "keep": write offset: must not be negative, got -1/,
+      ],
+      [
+        'negative offset, no data',
+        { action: WriteAction.COMMIT, offset: -3n },
+        /^content ref "keep": write offset: must not be negative/,
+      ],
+      [
+        'offset past what is written',
+        { action: WriteAction.WRITE, offset: 4n, data: Buffer.from('o') },
+        /^content ref "keep": write at offset 4 must occur at the current offset 3, past the 3 bytes written so far/,
+      ],
+      [
+        'offset behind',
+        { action: WriteAction.WRITE, offset: 1n, data: Buffer.from('el') },
+        /^content ref "keep": write at offset 1 must occur at the current offset 3/,
+      ],
+      [
+        'a restart that would not fit the total',
+        { action: WriteAction.WRITE, offset: 0n, data: Buffer.from('123456') },
+        /goes past the expected total of 5/,
+      ],
+      [
+        'negative total',
+        { action: WriteAction.WRITE, offset: 3n, total: -1n, data: Buffer.from('lo') },
+        /^content ref "keep": total: must not be negative, got -1/,
+      ],
+      [
+        'offset beyond int64 sense',
+        { action: WriteAction.WRITE, offset: 1n << 62n },
+        /larger than the maximum/,
+      ],
+    ];
+    for (const [what, msg, message] of cases) {
+      // A bad message ends its stream (and frees the ref): the first case uses the open one.
+      const w = what === cases[0]![0] ? s : writeSession(c);
+      if (w !== s) await w.send({ action: WriteAction.STAT, ref: 'keep' });
+      const err = await errOf(w.send(msg));
+      expect(isInvalidArgument(err), what).toBe(true);
+      expect(err.message, what).toMatch(message);
+      await w.end().catch(() => undefined);
+      const st = (await c.status({ ref: 'keep' })).status!;
+      expect([st.offset, st.total], what).toEqual([3n, 5n]);
+    }
+    const s2 = writeSession(c);
+    await s2.send({ action: WriteAction.STAT, ref: 'keep' });
+    await s2.send({ action: WriteAction.WRITE, offset: 3n, data: Buffer.from('lo') });
+    const done = await s2.send({ action: WriteAction.COMMIT, offset: 5n, expected: sha256Digest('hello') });
+    await s2.end();
+    expect(done.digest).toBe(sha256Digest('hello'));
+  });
+
   it('32: malformed digests are InvalidArgument with no filesystem access', async () => {
     const c = h.client(ContentService);
     const bad = [
@@ -333,10 +394,11 @@ describe('Content: bad input (reliability cases 30, 31, 32, 20)', () => {
         expect(isInvalidArgument(await errOf(c.abort({ ref })))).toBe(true);
       }
     }
-    // A negative total reads as unknown, as containerd's.
+    // A negative total is InvalidArgument (containerd reads it as unknown).
     const s = writeSession(c);
-    expect((await s.send({ action: WriteAction.STAT, ref: 'neg', total: -5n })).offset).toBe(0n);
-    await s.end();
+    const neg = await errOf(s.send({ action: WriteAction.STAT, ref: 'neg', total: -5n }));
+    expect(isInvalidArgument(neg)).toBe(true);
+    expect(neg.message).toMatch(/^content ref "neg": total: must not be negative, got -5/);
     const huge = writeSession(c);
     expect(
       isInvalidArgument(await errOf(huge.send({ action: WriteAction.STAT, ref: 'huge', total: 1n << 62n }))),
@@ -579,8 +641,8 @@ describe('Content: full disk (reliability case 18)', () => {
       const e = await errOf(local.ingest('default', src(), { ref: 'huge', expected: sha256Digest(big) }));
       expect(e.name).toBe('ResourceExhausted');
       expect(e.message).toContain('content ref "huge": no space left on device');
-      expect(local.list('default')).toEqual([]);
-      expect(local.listStatuses('default')).toEqual([]);
+      expect(await local.list('default')).toEqual([]);
+      expect(await local.listStatuses('default')).toEqual([]);
       expect(readdirSync(join(mnt, 'content', 'blobs'))).toEqual([]);
       // The store still works once there is room.
       const small = Buffer.from('fits');

@@ -51,24 +51,28 @@ describe('Leases', () => {
 
   it('resources: add, list, delete; bad types rejected; gone with the lease', async () => {
     const l = h.client(LeasesService);
+    // A content resource is a digest, as containerd parses it.
+    const dgst = `sha256:${'ab'.repeat(32)}`;
     await l.create({ id: 'r' });
-    await l.addResource({ id: 'r', resource: { id: 'sha256:abc', type: 'content' } });
+    await l.addResource({ id: 'r', resource: { id: dgst, type: 'content' } });
     await l.addResource({ id: 'r', resource: { id: 'key1', type: 'snapshots/overlayfs' } });
     await l.addResource({ id: 'r', resource: { id: 'key1', type: 'snapshots/overlayfs' } });
     expect((await l.listResources({ id: 'r' })).resources.map((x) => `${x.type}:${x.id}`)).toEqual([
-      'content:sha256:abc',
+      `content:${dgst}`,
       'snapshots/overlayfs:key1',
     ]);
-    await l.deleteResource({ id: 'r', resource: { id: 'sha256:abc', type: 'content' } });
+    await l.deleteResource({ id: 'r', resource: { id: dgst, type: 'content' } });
     expect((await l.listResources({ id: 'r' })).resources).toHaveLength(1);
-    for (const type of ['', 'bogus', 'snapshots/', 'snapshots/a/b']) {
+    for (const type of ['', 'bogus', 'snapshots/', 'snapshots/a/b', 'content']) {
       expect(
         isInvalidArgument(await l.addResource({ id: 'r', resource: { id: 'x', type } }).catch((e) => e)),
         type,
       ).toBe(true);
     }
     expect(
-      isNotFound(await l.addResource({ id: 'nope', resource: { id: 'x', type: 'content' } }).catch((e) => e)),
+      isNotFound(
+        await l.addResource({ id: 'nope', resource: { id: dgst, type: 'content' } }).catch((e) => e),
+      ),
     ).toBe(true);
     await l.delete({ id: 'r' });
     expect(isNotFound(await l.listResources({ id: 'r' }).catch((e) => e))).toBe(true);

@@ -32,6 +32,50 @@ describe('metadata store', () => {
     }
   });
 
+  it('snapshot() sees one state across turns of the event loop while the main connection writes', async () => {
+    const s = new MetaStore(join(dir, 'meta.db'));
+    const names = (db: typeof s.db) =>
+      (db.prepare('SELECT name FROM namespaces ORDER BY name').all() as { name: string }[]).map(
+        (r) => r.name,
+      );
+    const add = (name: string) =>
+      s.write(() =>
+        s.db
+          .prepare("INSERT INTO namespaces (name, labels, created_at, updated_at) VALUES (?, '{}', 0, 0)")
+          .run(name),
+      );
+    try {
+      add('a');
+      const seen = await s.snapshot(async (db) => {
+        const before = names(db);
+        // Another call writes between two reads of this snapshot, and while its rows are iterated.
+        add('b');
+        await new Promise((r) => setImmediate(r));
+        const during: string[] = [];
+        for (const r of db.prepare('SELECT name FROM namespaces').iterate() as Iterable<{ name: string }>) {
+          during.push(r.name);
+          await new Promise((r) => setImmediate(r));
+          add(`c${during.length}`);
+        }
+        return { before, during, after: names(db) };
+      });
+      expect(seen).toEqual({ before: ['a'], during: ['a'], after: ['a'] });
+      expect(names(s.db)).toEqual(['a', 'b', 'c1']);
+      // The next snapshot, on a pooled connection, sees the new state.
+      expect(await s.snapshot(async (db) => names(db))).toEqual(['a', 'b', 'c1']);
+      // A failure inside ends the read transaction too.
+      await expect(
+        s.snapshot(async () => {
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(await s.snapshot(async (db) => db.inTransaction)).toBe(true);
+    } finally {
+      s.close();
+    }
+    await expect(s.snapshot(async () => 1)).rejects.toThrow(/closed/);
+  });
+
   it('keeps data across reopen and applies only new migrations', () => {
     const path = join(dir, 'meta.db');
     let s = new MetaStore(path);

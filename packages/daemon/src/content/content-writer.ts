@@ -202,6 +202,32 @@ export class ContentWriter {
     this.hash = await hashFile(join(this.dir, DATA_FILE), this.hashAlg);
   }
 
+  /**
+   * containerd's WRITE (or COMMIT) at `offset`: 0 restarts the ingest, the current offset appends,
+   * anything else is InvalidArgument. Every rule is checked before anything changes: a bad request
+   * never loses what is already written.
+   */
+  async writeAt(offset: number, data: Uint8Array, signal?: AbortSignal): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new InvalidArgument(`${this.what()}: write offset ${offset} must be a non-negative integer`);
+    }
+    if (offset > 0 && offset !== this.offsetNow) {
+      const past = offset > this.offsetNow ? `, past the ${this.offsetNow} bytes written so far` : '';
+      throw new InvalidArgument(
+        `${this.what()}: write at offset ${offset} must occur at the current offset ${this.offsetNow}${past}`,
+      );
+    }
+    const restart = offset === 0 && this.offsetNow > 0;
+    const start = restart ? 0 : this.offsetNow;
+    if (this.meta.total > 0 && start + data.length > this.meta.total) {
+      throw new InvalidArgument(
+        `${this.what()}: write of ${data.length} bytes at offset ${start} goes past the expected total of ${this.meta.total}`,
+      );
+    }
+    if (restart) await this.truncate();
+    return this.write(data, signal);
+  }
+
   /** Drops everything written (a WRITE or COMMIT at offset 0 restarts the ingest). */
   async truncate(): Promise<void> {
     const fd = this.enter();

@@ -16,7 +16,8 @@ import {
   AlreadyExists,
   InvalidArgument,
   type Logger,
-  matchAll,
+  mapInSlices,
+  matchAllSliced,
   NotFound,
   parseFilters,
   silentLogger,
@@ -214,18 +215,24 @@ export class LocalContent {
     });
   }
 
-  /** Filters: digest, size, labels.<key>. */
-  list(ns: string, filters: readonly string[] = []): Info[] {
+  /** Filters: digest, size, labels.<key>. One consistent state, in time slices. */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Info[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const rows = this.store.db
-      .prepare(
-        'SELECT digest, size, labels, created_at, updated_at FROM content WHERE namespace = ? ORDER BY digest',
-      )
-      .safeIntegers(true)
-      .all(ns) as ContentRow[];
-    return matchAll(filter, rows.map(toInfo), (i) =>
-      adaptObject({ digest: i.digest, size: i.size.toString() }, { labels: i.labels }),
+    const all = await this.store.snapshot((db) => {
+      const rows = db
+        .prepare(
+          'SELECT digest, size, labels, created_at, updated_at FROM content WHERE namespace = ? ORDER BY digest',
+        )
+        .safeIntegers(true)
+        .iterate(ns) as IterableIterator<ContentRow>;
+      return mapInSlices(rows, toInfo, { signal });
+    });
+    return matchAllSliced(
+      filter,
+      all,
+      (i) => adaptObject({ digest: i.digest, size: i.size.toString() }, { labels: i.labels }),
+      { signal },
     );
   }
 
@@ -329,16 +336,17 @@ export class LocalContent {
   }
 
   /** Filters: ref. */
-  listStatuses(ns: string, filters: readonly string[] = []): Status[] {
+  async listStatuses(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Status[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
     const mine = listIngests(this.paths)
       .flatMap((i) => (i.state && i.state.meta.ns === ns ? [i.state] : []))
       .sort((a, b) => (a.meta.ref < b.meta.ref ? -1 : a.meta.ref > b.meta.ref ? 1 : 0));
-    return matchAll(
+    return matchAllSliced(
       filter,
       mine.map((s) => this.toStatus(s.meta, s.offset, s.updatedAt)),
       (s) => adaptObject({ ref: s.ref }),
+      { signal },
     );
   }
 

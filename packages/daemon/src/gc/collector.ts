@@ -1,18 +1,22 @@
 import { rmSync, statSync } from 'node:fs';
-import { type Logger, silentLogger } from '@ctrd/api-proto';
+import { filterInSlices, type Logger, silentLogger, TimeSlice } from '@ctrd/api-proto';
 import { listIngests } from '../content/ingest.js';
 import type { LocalContent } from '../content/local-content.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { GcHook } from './hook.js';
-import { contentNode, ingestNode, mark, snapshotNode } from './mark.js';
+import { contentNode, gcEpoch, ingestNode, leasedIngests, mark, markInSlices, snapshotNode } from './mark.js';
 
 // containerd's garbage collector in one process: mark from the roots (mark.ts), then sweep.
 //
-// Content: the mark and the deletion of unreferenced rows run in one write transaction, and the
-// blob files no namespace has any more are unlinked right after, in the same synchronous step;
-// a commit's rename-and-insert is synchronous too, so a collection never loses a commit.
-// Snapshots: removed leaf first through the snapshot service, re-marking before each round so a
-// snapshot that gained a reference meanwhile is kept.
+// The mark runs on a snapshot() of the store in time slices (it would otherwise hold the event
+// loop ~0.3 s for 40,000 objects); the gc epoch (migration 3) counts the writes that may add a
+// reference, and a deletion goes ahead only in a transaction that finds it unchanged since the
+// snapshot, so a reference made while marking is never missed.
+// Content: unreferenced rows are deleted in batches under that check; the blob files no namespace
+// records are unlinked in the synchronous step that reads the records; a commit's rename-and-insert
+// is synchronous too, so a collection never loses a commit.
+// Snapshots: removed leaf first through the snapshot service, re-marking each round (and whenever
+// the epoch moved) so a snapshot that gained a reference meanwhile is kept.
 // Ingests: kept while a writer holds them, while a lease holds them, and for 24 hours after
 // their last write.
 
@@ -44,6 +48,16 @@ export interface GarbageCollectorOptions {
 }
 
 export const DEFAULT_INGEST_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** Content rows deleted per write transaction (~10 ms here). */
+const DELETE_BATCH = 1000;
+/** Plans made from a snapshot before the collector marks and deletes in one step. */
+const PLAN_ATTEMPTS = 3;
+
+interface ContentKey {
+  namespace: string;
+  digest: string;
+}
 
 export class GarbageCollector implements GcHook {
   private readonly store: MetaStore;
@@ -106,31 +120,64 @@ export class GarbageCollector implements GcHook {
     signal?.throwIfAborted();
     const started = Date.now();
     const res: CollectResult = { content: 0, snapshots: 0, blobs: 0, ingests: 0 };
-    this.sweepContent(res);
+    await this.sweepContent(res, signal);
     await this.sweepSnapshots(res, signal);
     this.runs++;
     this.log.debug({ ...res, ms: Date.now() - started }, 'garbage collected');
     return res;
   }
 
-  /** Synchronous from the transaction to the last unlink (see the top of the file). */
-  private sweepContent(res: CollectResult): void {
+  /**
+   * Marks from a snapshot in time slices (a store of 40,000 objects takes ~0.3 s to mark), then
+   * deletes the unreferenced rows in batches, each in a write transaction that first checks the gc
+   * epoch: a write since the snapshot that could have added a reference makes the plan stale, and
+   * it is made again. Under writes that never stop, after a few tries, mark and delete in one
+   * synchronous step as before. Then the blob files no namespace records are unlinked in the same
+   * synchronous step that reads the records (see the top of the file).
+   */
+  private async sweepContent(res: CollectResult, signal?: AbortSignal): Promise<void> {
     const db = this.store.db;
-    const kept = this.store.write(() => {
-      const marks = mark(db);
-      const rows = db.prepare('SELECT namespace, digest FROM content').all() as {
-        namespace: string;
-        digest: string;
-      }[];
-      const del = db.prepare('DELETE FROM content WHERE namespace = ? AND digest = ?');
-      for (const r of rows) {
-        if (!marks.live.has(contentNode(r.namespace, r.digest))) {
-          del.run(r.namespace, r.digest);
-          res.content++;
-        }
+    const del = db.prepare('DELETE FROM content WHERE namespace = ? AND digest = ?');
+    for (let attempt = 0; ; attempt++) {
+      if (attempt === PLAN_ATTEMPTS) {
+        this.store.write(() => {
+          const { live } = mark(db);
+          for (const r of db.prepare('SELECT namespace, digest FROM content').all() as ContentKey[]) {
+            if (!live.has(contentNode(r.namespace, r.digest)))
+              res.content += del.run(r.namespace, r.digest).changes;
+          }
+        });
+        break;
       }
-      return { digests: this.recordedDigests(), leasedIngests: marks.leasedIngests };
-    });
+      const plan = await this.store.snapshot(async (reader) => {
+        const epoch = gcEpoch(reader);
+        const { live } = await markInSlices(reader, Date.now(), signal);
+        const rows = reader
+          .prepare('SELECT namespace, digest FROM content')
+          .iterate() as IterableIterator<ContentKey>;
+        const garbage = await filterInSlices(rows, (r) => !live.has(contentNode(r.namespace, r.digest)), {
+          signal,
+        });
+        return { epoch, garbage };
+      });
+      let stale = false;
+      const slice = new TimeSlice();
+      for (let i = 0; i < plan.garbage.length && !stale; i += DELETE_BATCH) {
+        stale = !this.store.write(() => {
+          if (gcEpoch(db) !== plan.epoch) return false;
+          // Rows deleted since the snapshot are simply not there any more.
+          for (const r of plan.garbage.slice(i, i + DELETE_BATCH))
+            res.content += del.run(r.namespace, r.digest).changes;
+          return true;
+        });
+        if (slice.due) await slice.yield(signal);
+      }
+      if (!stale) break;
+    }
+    const kept = this.store.read(() => ({
+      digests: this.recordedDigests(),
+      leasedIngests: leasedIngests(db),
+    }));
     this.sweepFilesWith(kept.digests, kept.leasedIngests, res);
   }
 
@@ -148,7 +195,7 @@ export class GarbageCollector implements GcHook {
     const res: CollectResult = { content: 0, snapshots: 0, blobs: 0, ingests: 0 };
     const kept = this.store.read(() => ({
       digests: this.recordedDigests(),
-      leasedIngests: mark(this.store.db).leasedIngests,
+      leasedIngests: leasedIngests(this.store.db),
     }));
     this.sweepFilesWith(kept.digests, kept.leasedIngests, res);
     if (res.blobs + res.ingests > 0) this.log.info({ ...res }, 'garbage collection: stale files removed');
@@ -184,27 +231,44 @@ export class GarbageCollector implements GcHook {
     const remover = this.snapshots();
     if (!remover) return;
     const failed = new Set<string>();
+    type Row = { namespace: string; snapshotter: string; key: string; parent: string };
+    const ROWS = 'SELECT namespace, snapshotter, key, parent FROM snapshots';
+    let stale = 0;
     for (;;) {
       signal?.throwIfAborted();
-      const { live, rows } = this.store.read(() => ({
-        live: mark(this.store.db).live,
-        rows: this.store.db.prepare('SELECT namespace, snapshotter, key, parent FROM snapshots').all() as {
-          namespace: string;
-          snapshotter: string;
-          key: string;
-          parent: string;
-        }[],
-      }));
+      // Marked from a snapshot, in slices. A removal goes ahead only while the gc epoch shows no
+      // write that could add a reference since (checked right before it: the removal's own
+      // transaction follows without a turn of the event loop); otherwise the round is marked
+      // again. After a few such rounds, once in one go as before.
+      const round =
+        stale < 3
+          ? await this.store.snapshot(async (reader) => ({
+              epoch: gcEpoch(reader),
+              live: (await markInSlices(reader, Date.now(), signal)).live,
+              rows: reader.prepare(ROWS).all() as Row[],
+            }))
+          : this.store.read(() => ({
+              epoch: undefined,
+              live: mark(this.store.db).live,
+              rows: this.store.db.prepare(ROWS).all() as Row[],
+            }));
       const parents = new Set(
-        rows.filter((r) => r.parent !== '').map((r) => snapshotNode(r.namespace, r.snapshotter, r.parent)),
+        round.rows
+          .filter((r) => r.parent !== '')
+          .map((r) => snapshotNode(r.namespace, r.snapshotter, r.parent)),
       );
-      const leaves = rows.filter((r) => {
+      const leaves = round.rows.filter((r) => {
         const n = snapshotNode(r.namespace, r.snapshotter, r.key);
-        return !live.has(n) && !parents.has(n) && !failed.has(n);
+        return !round.live.has(n) && !parents.has(n) && !failed.has(n);
       });
       if (leaves.length === 0) return;
+      let interrupted = false;
       for (const r of leaves) {
         signal?.throwIfAborted();
+        if (round.epoch !== undefined && gcEpoch(this.store.db) !== round.epoch) {
+          interrupted = true;
+          break;
+        }
         try {
           await remover.gcRemove(r.namespace, r.snapshotter, r.key, signal);
           res.snapshots++;
@@ -216,6 +280,7 @@ export class GarbageCollector implements GcHook {
           );
         }
       }
+      stale = interrupted ? stale + 1 : 0;
     }
   }
 }

@@ -3,7 +3,8 @@ import {
   adaptObject,
   AlreadyExists,
   InvalidArgument,
-  matchAll,
+  mapInSlices,
+  matchAllSliced,
   NotFound,
   parseFilters,
   timestampFromNanos,
@@ -157,22 +158,29 @@ export class LocalImages {
     return this.toMessage(r);
   }
 
-  /** Filters: name, target.digest, target.mediatype, labels.<key>, annotations.<key>. */
-  list(ns: string, filters: readonly string[] = []): Image[] {
+  /**
+   * Filters: name, target.digest, target.mediatype, labels.<key>, annotations.<key>. One
+   * consistent state, in time slices (see LocalContainers.list).
+   */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Image[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const rows = this.store.db
-      .prepare('SELECT * FROM images WHERE namespace = ? ORDER BY name')
-      .safeIntegers(true)
-      .all(ns) as ImageRow[];
-    return matchAll(
+    const all = await this.store.snapshot((db) => {
+      const rows = db
+        .prepare('SELECT * FROM images WHERE namespace = ? ORDER BY name')
+        .safeIntegers(true)
+        .iterate(ns) as IterableIterator<ImageRow>;
+      return mapInSlices(rows, (r) => this.toMessage(r), { signal });
+    });
+    return matchAllSliced(
       filter,
-      rows.map((r) => this.toMessage(r)),
+      all,
       (i) =>
         adaptObject(
           { name: i.name, 'target.digest': i.target?.digest, 'target.mediatype': i.target?.mediaType },
           { labels: i.labels, annotations: i.target?.annotations },
         ),
+      { signal },
     );
   }
 

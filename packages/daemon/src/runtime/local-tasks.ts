@@ -17,6 +17,7 @@ import {
   parseFilters,
   silentLogger,
   toTimestamp,
+  validateIdentifier,
 } from '@ctrd/api-proto';
 import { TaskDeleteSchema, TaskExitSchema } from '@ctrd/api-proto/event-types';
 import type { StateResponse } from '@ctrd/api-proto/shim';
@@ -111,9 +112,13 @@ export class LocalTasks {
     this.manager.close();
   }
 
-  /** The task's shim; the container must exist (containerd reports it first). */
-  private shimFor(ns: string, id: string): Shim {
-    if (id === '') throw new InvalidArgument('container id: must not be empty');
+  /**
+   * The task's shim; the container must exist (containerd reports it first). `execId`, when the
+   * call names one, is held to the identifier rule too: it names the process's files in the shim.
+   */
+  private shimFor(ns: string, id: string, execId = ''): Shim {
+    validateIdentifier(id, 'container id');
+    if (execId !== '') validateIdentifier(execId, `task ${id}: exec id`);
     if (!this.opts.containers.exists(ns, id))
       throw new NotFound(`container "${id}" in namespace "${ns}": not found`);
     const shim = this.manager.shimOf(ns, id);
@@ -186,7 +191,7 @@ export class LocalTasks {
   }
 
   async start(ns: string, id: string, execId: string, signal?: AbortSignal): Promise<number> {
-    const shim = this.shimFor(ns, id);
+    const shim = this.shimFor(ns, id, execId);
     const res = await this.sem.run(
       () => this.call(shim, () => shim.client.start({ id, execId }, { signal })),
       signal,
@@ -224,7 +229,7 @@ export class LocalTasks {
 
   async deleteProcess(ns: string, id: string, execId: string, signal?: AbortSignal): Promise<DeleteResponse> {
     if (execId === '') throw new InvalidArgument(`task ${id}: exec id must be set: use Delete for the task`);
-    const shim = this.shimFor(ns, id);
+    const shim = this.shimFor(ns, id, execId);
     const res = await this.call(shim, () => shim.client.delete({ id, execId }, { signal }));
     return create(DeleteResponseSchema, {
       id: execId,
@@ -235,7 +240,7 @@ export class LocalTasks {
   }
 
   async get(ns: string, id: string, execId: string, signal?: AbortSignal): Promise<Process> {
-    const shim = this.shimFor(ns, id);
+    const shim = this.shimFor(ns, id, execId);
     return toProcess(id, await this.state(shim, id, execId, signal));
   }
 
@@ -293,7 +298,7 @@ export class LocalTasks {
   }
 
   async kill(ns: string, req: KillRequest, signal?: AbortSignal): Promise<void> {
-    const shim = this.shimFor(ns, req.containerId);
+    const shim = this.shimFor(ns, req.containerId, req.execId);
     await this.call(shim, () =>
       shim.client.kill(
         { id: req.containerId, execId: req.execId, signal: req.signal, all: req.all },
@@ -304,7 +309,7 @@ export class LocalTasks {
 
   async exec(ns: string, req: ExecProcessRequest, signal?: AbortSignal): Promise<void> {
     if (req.execId === '') throw new InvalidArgument(`task ${req.containerId}: exec id must be set`);
-    const shim = this.shimFor(ns, req.containerId);
+    const shim = this.shimFor(ns, req.containerId, req.execId);
     await this.call(shim, () =>
       shim.client.exec(
         {
@@ -322,7 +327,7 @@ export class LocalTasks {
   }
 
   async resizePty(ns: string, req: ResizePtyRequest, signal?: AbortSignal): Promise<void> {
-    const shim = this.shimFor(ns, req.containerId);
+    const shim = this.shimFor(ns, req.containerId, req.execId);
     await this.call(shim, () =>
       shim.client.resizePty(
         { id: req.containerId, execId: req.execId, width: req.width, height: req.height },
@@ -332,7 +337,7 @@ export class LocalTasks {
   }
 
   async closeIO(ns: string, req: CloseIORequest, signal?: AbortSignal): Promise<void> {
-    const shim = this.shimFor(ns, req.containerId);
+    const shim = this.shimFor(ns, req.containerId, req.execId);
     await this.call(shim, () =>
       shim.client.closeIO({ id: req.containerId, execId: req.execId, stdin: req.stdin }, { signal }),
     );
@@ -397,7 +402,7 @@ export class LocalTasks {
   }
 
   async wait(ns: string, id: string, execId: string, signal?: AbortSignal): Promise<WaitResponse> {
-    const shim = this.shimFor(ns, id);
+    const shim = this.shimFor(ns, id, execId);
     const res = await this.call(shim, () => shim.client.wait({ id, execId }, { signal }));
     return create(WaitResponseSchema, { exitStatus: res.exitStatus, exitedAt: res.exitedAt });
   }

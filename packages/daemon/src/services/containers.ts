@@ -5,12 +5,14 @@ import {
   AlreadyExists,
   InvalidArgument,
   leaseFromContext,
-  matchAll,
+  filterInSlices,
+  mapInSlices,
   NotFound,
   namespaceFromContext,
   parseFilters,
   service,
   type ServiceRegistration,
+  TimeSlice,
   timestampFromNanos,
   validateIdentifier,
   validateLabels,
@@ -21,6 +23,9 @@ import {
   ContainerDeleteSchema,
   ContainerUpdateSchema,
 } from '@ctrd/api-proto/event-types';
+import type { Statement } from 'better-sqlite3';
+import { validateImageName } from '../images/local-images.js';
+import { validateSnapshotKey } from '../snapshots/local-snapshots.js';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
 import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
@@ -48,6 +53,9 @@ interface ContainerRow {
 
 const UPDATABLE = ['labels', 'spec', 'extensions', 'image', 'snapshotkey'] as const;
 
+const EXTENSIONS =
+  'SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?';
+
 function notFound(ns: string, id: string): NotFound {
   return new NotFound(`container "${id}" in namespace "${ns}": not found`);
 }
@@ -59,6 +67,10 @@ function anyOf(typeUrl: string, value: Uint8Array): Any {
 export function validateContainer(c: Container): void {
   validateIdentifier(c.id, 'container id');
   validateLabels(c.labels, `container "${c.id}" labels`);
+  // containerd stores these as given; ctrd holds them to the rules of what they name.
+  if (c.image !== '') validateImageName(c.image);
+  if (c.snapshotter !== '') validateIdentifier(c.snapshotter, `container "${c.id}" snapshotter`);
+  if (c.snapshotKey !== '') validateSnapshotKey(c.snapshotKey, `key of container "${c.id}"`);
   for (const k of Object.keys(c.extensions)) {
     if (k === '') throw new InvalidArgument(`container "${c.id}": extension names must not be empty`);
   }
@@ -84,10 +96,13 @@ export class LocalContainers {
       .get(ns, id) as ContainerRow | undefined;
   }
 
-  private toMessage(ns: string, r: ContainerRow): Container {
-    const ext = this.store
-      .stmt('SELECT name, type_url, value FROM container_extensions WHERE namespace = ? AND container_id = ?')
-      .all(ns, r.id) as { name: string; type_url: string; value: Buffer }[];
+  /** `extensions`: the statement reading a container's extensions (on the connection in use). */
+  private toMessage(
+    ns: string,
+    r: ContainerRow,
+    extensions: Statement = this.store.stmt(EXTENSIONS),
+  ): Container {
+    const ext = extensions.all(ns, r.id) as { name: string; type_url: string; value: Buffer }[];
     return create(ContainerSchema, {
       id: r.id,
       labels: labelsFromText(r.labels),
@@ -118,7 +133,7 @@ export class LocalContainers {
 
   get(ns: string, id: string): Container {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(id, 'container id');
     return this.store.read(() => {
       const r = this.row(ns, id);
       if (!r) throw notFound(ns, id);
@@ -126,20 +141,33 @@ export class LocalContainers {
     });
   }
 
-  /** Filters as containerd's: id, image, runtime.name, labels.<key>; several strings are ORed. */
-  list(ns: string, filters: readonly string[] = []): Container[] {
+  /**
+   * Filters as containerd's: id, image, runtime.name, labels.<key>; several strings are ORed. One
+   * consistent state, filtered on the rows and then built, in time slices: a long list does not
+   * hold up other calls.
+   */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Container[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const all = this.store.read(() => {
-      const rows = this.store.db
+    return this.store.snapshot(async (db) => {
+      const rows = db
         .prepare('SELECT * FROM containers WHERE namespace = ? ORDER BY id')
         .safeIntegers(true)
-        .all(ns) as ContainerRow[];
-      return rows.map((r) => this.toMessage(ns, r));
+        .iterate(ns) as IterableIterator<ContainerRow>;
+      const kept = await filterInSlices(
+        rows,
+        (r) =>
+          filter.match(
+            adaptObject(
+              { id: r.id, image: r.image, 'runtime.name': r.runtime_name },
+              { labels: labelsFromText(r.labels) },
+            ),
+          ),
+        { signal },
+      );
+      const extensions = db.prepare(EXTENSIONS);
+      return mapInSlices(kept, (r) => this.toMessage(ns, r, extensions), { signal });
     });
-    return matchAll(filter, all, (c) =>
-      adaptObject({ id: c.id, image: c.image, 'runtime.name': c.runtime?.name }, { labels: c.labels }),
-    );
   }
 
   /** `lease`: the request's lease; the container is recorded as one of its resources. */
@@ -199,7 +227,7 @@ export class LocalContainers {
   update(ns: string, c: Container | undefined, paths: readonly string[] = []): Container {
     validateIdentifier(ns, 'namespace');
     if (!c) throw new InvalidArgument('container: must be set');
-    if (c.id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(c.id, 'container id');
     for (const p of paths) {
       const ok =
         (UPDATABLE as readonly string[]).includes(p) ||
@@ -273,7 +301,7 @@ export class LocalContainers {
 
   delete(ns: string, id: string): void {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('container id: must not be empty');
+    validateIdentifier(id, 'container id');
     this.store.write(() => {
       const r = this.store.stmt('DELETE FROM containers WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);
@@ -293,9 +321,18 @@ export class LocalContainers {
 export function containersService(local: LocalContainers): ServiceRegistration {
   return service(ContainersService, {
     get: async (req, ctx) => ({ container: local.get(namespaceFromContext(ctx), req.id) }),
-    list: async (req, ctx) => ({ containers: local.list(namespaceFromContext(ctx), req.filters) }),
+    list: async (req, ctx) => ({
+      containers: await local.list(namespaceFromContext(ctx), req.filters, ctx.signal),
+    }),
     async *listStream(req, ctx) {
-      for (const container of local.list(namespaceFromContext(ctx), req.filters)) yield { container };
+      const all = await local.list(namespaceFromContext(ctx), req.filters, ctx.signal);
+      // Each message is encoded and written as it is yielded: in slices too, or a long stream
+      // runs in one turn of the event loop.
+      const slice = new TimeSlice();
+      for (const container of all) {
+        yield { container };
+        if (slice.due) await slice.yield(ctx.signal);
+      }
     },
     create: async (req, ctx) => ({
       container: local.create(namespaceFromContext(ctx), req.container, leaseFromContext(ctx)),

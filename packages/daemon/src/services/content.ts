@@ -5,6 +5,7 @@ import {
   namespaceFromContext,
   service,
   type ServiceRegistration,
+  TimeSlice,
   timestampFromNanos,
 } from '@ctrd/api-proto';
 import {
@@ -26,9 +27,17 @@ import { safeSize } from '../content/paths.js';
 
 const LIST_BATCH = 100;
 
-/** A wire offset or size: negative means 0 (as containerd reads them), too big is InvalidArgument. */
+/** A Read offset or size: negative means 0 (as containerd reads them), too big is InvalidArgument. */
 function wireSize(v: bigint, what: string): number {
   return v <= 0n ? 0 : safeSize(v, what);
+}
+
+// Write's offsets and sizes are strict: a negative one is InvalidArgument (containerd reads a
+// negative total as unknown and a negative offset as "here"; neither is anything a client means).
+
+/** A Write message's total: 0 is unknown, negative or too big InvalidArgument. */
+function writeTotal(req: WriteContentRequest, ref: string): number {
+  return safeSize(req.total, `content ref "${ref}": total`);
 }
 
 async function* writeSession(
@@ -44,13 +53,23 @@ async function* writeSession(
   let req = next.value;
   if (req.ref === '') throw new InvalidArgument('content write: first message must have a reference');
   const ref = req.ref;
-  let total = wireSize(req.total, `ref "${ref}": total`);
+  let total = writeTotal(req, ref);
   let expected = req.expected ? validateDigest(req.expected, 'expected digest') : '';
   const w: ContentWriter = await local.writer(ns, ref, { total, expected, lease, signal });
   try {
     for (;;) {
+      // The whole message is checked before anything of it is applied.
       if (req.expected !== '') expected = validateDigest(req.expected, 'expected digest');
-      if (req.total > 0n) total = wireSize(req.total, `ref "${ref}": total`);
+      const t = writeTotal(req, ref);
+      if (t > 0) total = t;
+      const offset = safeSize(req.offset, `content ref "${ref}": write offset`);
+      if (
+        req.action !== WriteAction.STAT &&
+        req.action !== WriteAction.WRITE &&
+        req.action !== WriteAction.COMMIT
+      ) {
+        throw new InvalidArgument(`content ref "${ref}": unknown write action ${req.action as number}`);
+      }
       await w.expect({ total, expected });
       const out = create(WriteContentResponseSchema, { action: req.action, total: BigInt(total) });
       switch (req.action) {
@@ -64,14 +83,7 @@ async function* writeSession(
         }
         case WriteAction.WRITE:
         case WriteAction.COMMIT: {
-          const offset = wireSize(req.offset, `ref "${ref}": write offset`);
-          if (offset > 0 && offset !== w.offset) {
-            throw new InvalidArgument(
-              `content ref "${ref}": write at offset ${offset} must occur at the current offset ${w.offset}`,
-            );
-          }
-          if (offset === 0 && w.offset > 0) await w.truncate();
-          if (req.data.length > 0) await w.write(req.data, signal);
+          await w.writeAt(offset, req.data, signal);
           out.offset = BigInt(w.offset);
           if (req.action === WriteAction.COMMIT) {
             const info: Info = await w.commit(total, expected, req.labels, signal);
@@ -81,8 +93,6 @@ async function* writeSession(
           }
           break;
         }
-        default:
-          throw new InvalidArgument(`content ref "${ref}": unknown write action ${req.action as number}`);
       }
       yield out;
       next = await it.next();
@@ -101,8 +111,12 @@ export function contentService(local: LocalContent): ServiceRegistration {
       info: local.update(namespaceFromContext(ctx), req.info, req.updateMask?.paths ?? []),
     }),
     async *list(req, ctx) {
-      const all = local.list(namespaceFromContext(ctx), req.filters);
-      for (let i = 0; i < all.length; i += LIST_BATCH) yield { info: all.slice(i, i + LIST_BATCH) };
+      const all = await local.list(namespaceFromContext(ctx), req.filters, ctx.signal);
+      const slice = new TimeSlice();
+      for (let i = 0; i < all.length; i += LIST_BATCH) {
+        yield { info: all.slice(i, i + LIST_BATCH) };
+        if (slice.due) await slice.yield(ctx.signal);
+      }
     },
     delete: async (req, ctx) => {
       local.delete(namespaceFromContext(ctx), req.digest);
@@ -120,7 +134,7 @@ export function contentService(local: LocalContent): ServiceRegistration {
     },
     status: async (req, ctx) => ({ status: local.status(namespaceFromContext(ctx), req.ref) }),
     listStatuses: async (req, ctx) => ({
-      statuses: local.listStatuses(namespaceFromContext(ctx), req.filters),
+      statuses: await local.listStatuses(namespaceFromContext(ctx), req.filters, ctx.signal),
     }),
     write: (requests, ctx) =>
       writeSession(local, requests, namespaceFromContext(ctx), leaseFromContext(ctx), ctx.signal),

@@ -4,6 +4,7 @@ import type { Any, Timestamp } from '@bufbuild/protobuf/wkt';
 import {
   envelopeAdaptor,
   type Filter,
+  filterInSlices,
   InvalidArgument,
   isUnsetTimestamp,
   type Logger,
@@ -12,6 +13,7 @@ import {
   parseFilters,
   ResourceExhausted,
   silentLogger,
+  TimeSlice,
   timestampToNanos,
   validateIdentifier,
 } from '@ctrd/api-proto';
@@ -138,10 +140,15 @@ export class Exchange {
    * anything is returned). Ends when `signal` aborts; throws ResourceExhausted when the reader lags.
    */
   subscribe(filters: readonly string[], signal?: AbortSignal): AsyncIterable<Envelope> {
-    return this.stream(parseFilters(filters), [], signal);
+    return this.stream(parseFilters(filters), undefined, signal);
   }
 
-  /** History at or after `since` (unset: all kept), then, with `follow`, live events. */
+  /**
+   * History at or after `since` (unset: all kept), then, with `follow`, live events. The history is
+   * taken now (and the live subscription made now, so nothing falls between them) and filtered in
+   * time slices as the stream starts: 10,000 envelopes, each decoded for `event.*` fields, would
+   * otherwise hold up every other call.
+   */
   replay(
     since: Timestamp | undefined,
     filters: readonly string[],
@@ -150,32 +157,54 @@ export class Exchange {
   ): AsyncIterable<Envelope> {
     const filter = parseFilters(filters);
     const from = isUnsetTimestamp(since) ? undefined : timestampToNanos(since);
-    const past = this.kept().filter(
-      (e) =>
-        (from === undefined || timestampToNanos(e.timestamp) >= from) && filter.match(envelopeAdaptor(e)),
-    );
+    const kept = [...this.kept()];
+    const past = () =>
+      filterInSlices(
+        kept,
+        (e) =>
+          (from === undefined || timestampToNanos(e.timestamp) >= from) && filter.match(envelopeAdaptor(e)),
+      );
     if (!follow) {
       return (async function* () {
-        yield* past;
+        const slice = new TimeSlice();
+        for (const e of await past()) {
+          if (signal?.aborted) return;
+          yield e;
+          if (slice.due) await slice.yield();
+        }
       })();
     }
     return this.stream(filter, past, signal);
   }
 
-  private stream(filter: Filter, initial: Envelope[], signal?: AbortSignal): AsyncIterable<Envelope> {
+  private stream(
+    filter: Filter,
+    initial: (() => Promise<Envelope[]>) | undefined,
+    signal?: AbortSignal,
+  ): AsyncIterable<Envelope> {
     // Registered now, not on first next(), so nothing published after this call is missed.
-    const sub: Subscriber = { filter, queue: [...initial], wake: undefined, failed: undefined, ended: false };
+    const sub: Subscriber = { filter, queue: [], wake: undefined, failed: undefined, ended: false };
     this.subscribers.add(sub);
     const subscribers = this.subscribers;
     const onAbort = (): void => sub.wake?.();
     signal?.addEventListener('abort', onAbort);
     return (async function* () {
       try {
+        const slice = new TimeSlice();
+        // An abort ends the stream quietly, as it always did (the checks below, not yield's).
+        if (initial) {
+          for (const e of await initial()) {
+            if (signal?.aborted) return;
+            yield e;
+            if (slice.due) await slice.yield();
+          }
+        }
         for (;;) {
           if (signal?.aborted) return;
           const next = sub.queue.shift();
           if (next) {
             yield next;
+            if (slice.due) await slice.yield();
             continue;
           }
           if (sub.failed) throw sub.failed;

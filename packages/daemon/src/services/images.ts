@@ -7,7 +7,9 @@ import type { LocalImages } from '../images/local-images.js';
 export function imagesService(local: LocalImages): ServiceRegistration {
   return service(ImagesService, {
     get: async (req, ctx) => ({ image: local.get(namespaceFromContext(ctx), req.name) }),
-    list: async (req, ctx) => ({ images: local.list(namespaceFromContext(ctx), req.filters) }),
+    list: async (req, ctx) => ({
+      images: await local.list(namespaceFromContext(ctx), req.filters, ctx.signal),
+    }),
     create: async (req, ctx) => ({ image: local.create(namespaceFromContext(ctx), req.image) }),
     update: async (req, ctx) => ({
       image: local.update(namespaceFromContext(ctx), req.image, req.updateMask?.paths ?? []),

@@ -5,7 +5,8 @@ import {
   AlreadyExists,
   InvalidArgument,
   type Logger,
-  matchAll,
+  mapInSlices,
+  matchAllSliced,
   NotFound,
   namespaceFromContext,
   parseFilters,
@@ -15,6 +16,7 @@ import {
   timestampFromNanos,
   validateIdentifier,
   validateLabels,
+  validateLeaseId,
 } from '@ctrd/api-proto';
 import {
   type Lease,
@@ -23,6 +25,10 @@ import {
   type Resource,
   ResourceSchema,
 } from '@ctrd/api-proto/leases';
+import { validateDigest } from '@ctrd/api-proto/oci';
+import { validateRef } from '../content/paths.js';
+import { validateImageName } from '../images/local-images.js';
+import { validateSnapshotKey } from '../snapshots/local-snapshots.js';
 import { labelsFromText, labelsToText, nowNanos } from '../store/codec.js';
 import type { GcHook } from '../gc/hook.js';
 import type { MetaStore } from '../store/meta-store.js';
@@ -43,17 +49,8 @@ interface LeaseRow {
   created_at: bigint;
 }
 
-// Not containerd's identifier rule: containerd accepts any non-empty lease id, and ctr's own
-// `<nanos>-<url-safe base64>` ids may hold "--" or "_". Still bounded and free of separators.
-const LEASE_ID = /^[A-Za-z0-9._~+=:@-]{1,256}$/;
-
-export function validateLeaseId(id: string): void {
-  if (!LEASE_ID.test(id)) {
-    throw new InvalidArgument(
-      `lease id "${id.slice(0, 80)}": must be 1-256 characters of letters, digits and . _ ~ + = : @ -`,
-    );
-  }
-}
+// Lease ids follow api-proto's validateLeaseId (not the identifier rule: see there).
+export { validateLeaseId };
 
 function notFound(ns: string, id: string): NotFound {
   return new NotFound(`lease "${id}" in namespace "${ns}": not found`);
@@ -64,6 +61,7 @@ export function generateLeaseId(): string {
   return `${nowNanos()}-${randomBytes(3).toString('base64url')}`;
 }
 
+/** A resource's type, and its id by the rules of what it names (content: a digest, as containerd). */
 function validateResource(r: Resource | undefined): Resource {
   if (!r) throw new InvalidArgument('lease resource: must be set');
   if (r.id === '') throw new InvalidArgument('lease resource id: must not be empty');
@@ -73,6 +71,12 @@ function validateResource(r: Resource | undefined): Resource {
       `lease resource type "${r.type}": unsupported: use content, ingests, containers, images or snapshots/<snapshotter>`,
     );
   }
+  const what = `lease resource ${r.type}`;
+  if (r.type === 'content') validateDigest(r.id, `${what} id`);
+  else if (r.type === 'ingests') validateRef(r.id);
+  else if (r.type === 'containers') validateIdentifier(r.id, `${what} id`);
+  else if (r.type === 'images') validateImageName(r.id);
+  else validateSnapshotKey(r.id, `${what} id`);
   return r;
 }
 
@@ -121,7 +125,7 @@ export class LocalLeases {
 
   delete(ns: string, id: string): void {
     validateIdentifier(ns, 'namespace');
-    if (id === '') throw new InvalidArgument('lease id: must not be empty');
+    validateLeaseId(id);
     this.store.write(() => {
       const r = this.store.db.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(ns, id);
       if (r.changes === 0) throw notFound(ns, id);
@@ -129,23 +133,23 @@ export class LocalLeases {
     this.gc?.schedule();
   }
 
-  /** Filters: id, labels.<key>. */
-  list(ns: string, filters: readonly string[] = []): Lease[] {
+  /** Filters: id, labels.<key>. One consistent state, in time slices. */
+  async list(ns: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Lease[]> {
     validateIdentifier(ns, 'namespace');
     const filter = parseFilters(filters);
-    const rows = this.store.db
-      .prepare('SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id')
-      .safeIntegers(true)
-      .all(ns) as LeaseRow[];
-    return matchAll(
-      filter,
-      rows.map((r) => this.toMessage(r)),
-      (l) => adaptObject({ id: l.id }, { labels: l.labels }),
-    );
+    const all = await this.store.snapshot((db) => {
+      const rows = db
+        .prepare('SELECT id, labels, created_at FROM leases WHERE namespace = ? ORDER BY created_at, id')
+        .safeIntegers(true)
+        .iterate(ns) as IterableIterator<LeaseRow>;
+      return mapInSlices(rows, (r) => this.toMessage(r), { signal });
+    });
+    return matchAllSliced(filter, all, (l) => adaptObject({ id: l.id }, { labels: l.labels }), { signal });
   }
 
   addResource(ns: string, id: string, resource: Resource | undefined): void {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     const r = validateResource(resource);
     this.store.write(() => this.addResourceInTx(ns, id, r));
   }
@@ -164,6 +168,7 @@ export class LocalLeases {
 
   deleteResource(ns: string, id: string, resource: Resource | undefined): void {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     const r = validateResource(resource);
     this.store.write(() => {
       if (!this.store.db.prepare('SELECT 1 FROM leases WHERE namespace = ? AND id = ?').get(ns, id)) {
@@ -177,6 +182,7 @@ export class LocalLeases {
 
   listResources(ns: string, id: string): Resource[] {
     validateIdentifier(ns, 'namespace');
+    validateLeaseId(id);
     return this.store.read(() => {
       if (!this.store.db.prepare('SELECT 1 FROM leases WHERE namespace = ? AND id = ?').get(ns, id)) {
         throw notFound(ns, id);
@@ -231,7 +237,9 @@ export function leasesService(local: LocalLeases): ServiceRegistration {
       if (req.sync) await local.gc?.collect(ctx.signal);
       return {};
     },
-    list: async (req, ctx) => ({ leases: local.list(namespaceFromContext(ctx), req.filters) }),
+    list: async (req, ctx) => ({
+      leases: await local.list(namespaceFromContext(ctx), req.filters, ctx.signal),
+    }),
     addResource: async (req, ctx) => {
       local.addResource(namespaceFromContext(ctx), req.id, req.resource);
       return {};

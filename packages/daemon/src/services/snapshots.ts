@@ -1,6 +1,12 @@
 import { gcHook } from '../content/plugins.js';
 import { join } from 'node:path';
-import { leaseFromContext, namespaceFromContext, service, type ServiceRegistration } from '@ctrd/api-proto';
+import {
+  leaseFromContext,
+  namespaceFromContext,
+  service,
+  type ServiceRegistration,
+  TimeSlice,
+} from '@ctrd/api-proto';
 import { SnapshotsService } from '@ctrd/api-proto/snapshots';
 import { type PluginRegistration, PluginType } from '../plugin.js';
 import type { SnapshotBackend } from '../snapshots/backend.js';
@@ -63,8 +69,12 @@ export function snapshotsService(local: LocalSnapshots): ServiceRegistration {
       info: local.update(namespaceFromContext(ctx), req.snapshotter, req.info, req.updateMask?.paths ?? []),
     }),
     async *list(req, ctx) {
-      const all = local.list(namespaceFromContext(ctx), req.snapshotter, req.filters);
-      for (let i = 0; i < all.length; i += LIST_BATCH) yield { info: all.slice(i, i + LIST_BATCH) };
+      const all = await local.list(namespaceFromContext(ctx), req.snapshotter, req.filters, ctx.signal);
+      const slice = new TimeSlice();
+      for (let i = 0; i < all.length; i += LIST_BATCH) {
+        yield { info: all.slice(i, i + LIST_BATCH) };
+        if (slice.due) await slice.yield(ctx.signal);
+      }
     },
     usage: async (req, ctx) => {
       const u = await local.usage(namespaceFromContext(ctx), req.snapshotter, req.key, ctx.signal);

@@ -5,7 +5,8 @@ import {
   FailedPrecondition,
   InvalidArgument,
   type Logger,
-  matchAll,
+  mapInSlices,
+  matchAllSliced,
   NotFound,
   parseFilters,
   silentLogger,
@@ -448,22 +449,26 @@ export class LocalSnapshots {
     });
   }
 
-  /** Filters as containerd's: kind (active, view, committed), name, parent, labels.<key>. */
-  list(ns: string, sn: string, filters: readonly string[] = []): Info[] {
+  /**
+   * Filters as containerd's: kind (active, view, committed), name, parent, labels.<key>. One
+   * consistent state, in time slices.
+   */
+  async list(ns: string, sn: string, filters: readonly string[] = [], signal?: AbortSignal): Promise<Info[]> {
     validateIdentifier(ns, 'namespace');
     this.backend(sn);
     const filter = parseFilters(filters);
-    const rows = this.store.read(
-      () =>
-        this.store.db
-          .prepare('SELECT * FROM snapshots WHERE namespace = ? AND snapshotter = ? ORDER BY key')
-          .safeIntegers(true)
-          .all(ns, sn) as SnapshotRow[],
-    );
-    return matchAll(
+    const all = await this.store.snapshot((db) => {
+      const rows = db
+        .prepare('SELECT * FROM snapshots WHERE namespace = ? AND snapshotter = ? ORDER BY key')
+        .safeIntegers(true)
+        .iterate(ns, sn) as IterableIterator<SnapshotRow>;
+      return mapInSlices(rows, (r) => this.toInfo(r), { signal });
+    });
+    return matchAllSliced(
       filter,
-      rows.map((r) => this.toInfo(r)),
+      all,
       (i) => adaptObject({ kind: KIND_NAMES[i.kind], name: i.name, parent: i.parent }, { labels: i.labels }),
+      { signal },
     );
   }
 

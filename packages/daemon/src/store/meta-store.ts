@@ -21,6 +21,9 @@ export interface MetaStoreOptions {
   migrations?: readonly Migration[] | undefined;
 }
 
+/** Idle read-only connections kept for snapshot() (more may be open while lists run). */
+const IDLE_READERS = 2;
+
 export class MetaStore {
   readonly db: Database.Database;
   readonly path: string;
@@ -31,6 +34,8 @@ export class MetaStore {
   private walFd: number | undefined;
   /** fdatasyncs of the WAL made by durable() (each may cover many commits). */
   walSyncs = 0;
+  private readonly readers: Database.Database[] = [];
+  private closed = false;
 
   constructor(path: string, opts: MetaStoreOptions = {}) {
     const log = opts.logger ?? silentLogger;
@@ -115,8 +120,31 @@ export class MetaStore {
     return this.db.transaction(fn).deferred();
   }
 
+  /**
+   * Runs `fn` in one read transaction on a read-only connection of its own. Unlike read(), `fn` may
+   * yield to the event loop (a long list worked through in time slices) and still see one
+   * consistent state: other calls go on writing through the main connection meanwhile, and WAL
+   * keeps this reader's snapshot. A few idle connections are kept for the next call.
+   */
+  async snapshot<T>(fn: (db: Database.Database) => Promise<T>): Promise<T> {
+    if (this.closed) throw new FailedPrecondition(`metadata database ${this.path}: closed`);
+    const db = this.readers.pop() ?? new Database(this.path, { readonly: true, fileMustExist: true });
+    try {
+      db.exec('BEGIN');
+      // A deferred transaction takes its snapshot at its first read: now, not at fn's first query.
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+      return await fn(db);
+    } finally {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      if (this.closed || this.readers.length >= IDLE_READERS) db.close();
+      else this.readers.push(db);
+    }
+  }
+
   /** Closes the database; closing checkpoints the WAL into the database file, synced. */
   close(): void {
+    this.closed = true;
+    for (const r of this.readers.splice(0)) r.close();
     if (this.db.open) this.db.close();
     const fd = this.walFd;
     this.walFd = undefined;

@@ -117,6 +117,25 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX snapshots_by_parent ON snapshots (namespace, snapshotter, parent);
     `,
   },
+  {
+    version: 3,
+    description: 'gc epoch: a count of the writes that may add a reference',
+    // The collector marks from a snapshot, in time slices; before it sweeps, an unchanged count
+    // tells it that no row that could reference something was written meanwhile (deletions only
+    // make more garbage, so they are not counted).
+    sql: `
+      CREATE TABLE gc_epoch (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL) STRICT;
+      INSERT INTO gc_epoch (id, n) VALUES (0, 0);
+${['content', 'snapshots', 'images', 'containers', 'leases', 'lease_resources']
+  .flatMap((t) =>
+    ['INSERT', 'UPDATE'].map(
+      (op) =>
+        `      CREATE TRIGGER gc_epoch_${t}_${op.toLowerCase()} AFTER ${op} ON ${t} BEGIN UPDATE gc_epoch SET n = n + 1; END;`,
+    ),
+  )
+  .join('\n')}
+    `,
+  },
 ];
 
 /**
