@@ -13,6 +13,7 @@ const services: Record<string, string> = {
   containers: 'ContainersService',
   tasks: 'TasksService',
   events: 'EventsService',
+  'events-ttrpc': 'TtrpcEventsService',
   namespaces: 'NamespacesService',
   version: 'VersionService',
   introspection: 'IntrospectionService',
