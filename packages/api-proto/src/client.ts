@@ -48,7 +48,12 @@ export {
   validateIdentifier,
   validateLabels,
 } from './identifiers.js';
-export { DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER } from './namespace-headers.js';
+export {
+  DEFAULT_NAMESPACE,
+  LEASE_HEADER,
+  NAMESPACE_HEADER,
+  TTRPC_NAMESPACE_HEADER,
+} from './namespace-headers.js';
 export {
   fromTimestamp,
   isUnsetTimestamp,
