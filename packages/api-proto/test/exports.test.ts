@@ -27,7 +27,7 @@ const services: Record<string, string> = {
 };
 
 // Helper entries: shared code a client or the daemon loads without the generated schemas.
-const helpers = ['client', 'registry', 'oci', 'tar', 'mount'];
+const helpers = ['client', 'registry', 'oci', 'tar', 'mount', 'ttrpc'];
 
 describe('package exports', () => {
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json');

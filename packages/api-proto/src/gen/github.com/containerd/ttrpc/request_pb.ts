@@ -73,7 +73,7 @@ export const RequestSchema: GenMessage<Request> = /*@__PURE__*/
  */
 export type Response = Message<"ttrpc.Response"> & {
   /**
-   * Code 0 (OK) or the error; Go servers always set it, an empty Status on success.
+   * The error; Go servers leave it out on success (a missing Status and code 0 both mean OK).
    *
    * @generated from field: google.rpc.Status status = 1;
    */
