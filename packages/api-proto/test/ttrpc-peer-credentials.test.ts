@@ -130,6 +130,22 @@ describe('peer credentials', () => {
       expect((await peer.response()).code).toBe(0);
       peer.close();
       expect(seen).toEqual([{ pid: process.pid, uid: process.geteuid!(), gid: process.getegid!() }]);
+      // A check that throws refuses the connection and leaves the server up.
+      const log = recordingLogger();
+      const throwing = await createTtrpcServer({
+        socketPath: join(dir, 'throwing.sock'),
+        logger: log,
+        peerCheck: () => {
+          throw new Error('no');
+        },
+      });
+      const refusedPeer = await RawPeer.connect(throwing.socketPath);
+      await refusedPeer.closed;
+      const warnings = log.lines.filter((l) => l.level !== 'debug');
+      expect(warnings.map((l) => [l.level, l.msg, (l.obj as { reason: string }).reason])).toEqual([
+        ['warn', 'ttrpc: refusing connection', 'credential check threw'],
+      ]);
+      await throwing.close({ graceMs: 50 });
       const read = await loadPeerCredentialsReader();
       expect(read).toBe(await loadPeerCredentialsReader());
     } finally {

@@ -187,7 +187,12 @@ async function admission(check: PeerCheck, path: string): Promise<Admit> {
     } catch (err) {
       return { err, reason: 'peer credentials unreadable' };
     }
-    return allowed(cred) ? undefined : { peer: cred, reason: 'credential check failed' };
+    try {
+      return allowed(cred) ? undefined : { peer: cred, reason: 'credential check failed' };
+    } catch (err) {
+      // A check that throws refuses: it runs in the accept callback, where a throw would be fatal.
+      return { peer: cred, err, reason: 'credential check threw' };
+    }
   };
 }
 
