@@ -49,7 +49,12 @@ export {
   validateLabels,
   validateLeaseId,
 } from './identifiers.js';
-export { DEFAULT_NAMESPACE, LEASE_HEADER, NAMESPACE_HEADER } from './namespace-headers.js';
+export {
+  DEFAULT_NAMESPACE,
+  LEASE_HEADER,
+  NAMESPACE_HEADER,
+  TTRPC_NAMESPACE_HEADER,
+} from './namespace-headers.js';
 export {
   fromTimestamp,
   isUnsetTimestamp,

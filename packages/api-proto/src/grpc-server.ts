@@ -24,6 +24,7 @@ import {
 } from '@connectrpc/connect';
 import { parseTimeout, setTrailerStatus } from '@connectrpc/connect/protocol-grpc';
 import { EnvelopeReader, envelope, webHeaders } from './grpc-envelope.js';
+import { chain, merge, request } from './handler-chain.js';
 
 // The gRPC protocol (application/grpc, uncompressed protobuf: what stock ctr, Go clients and
 // ctrd's own clients send) served straight on Node's HTTP/2 streams. Connect's generic handler
@@ -459,49 +460,6 @@ class GrpcCall {
 type UnaryImpl = (req: unknown, ctx: HandlerContext) => Promise<unknown> | unknown;
 type StreamOutImpl = (req: unknown, ctx: HandlerContext) => AsyncIterable<unknown>;
 type ClientStreamImpl = (req: AsyncIterable<unknown>, ctx: HandlerContext) => Promise<unknown>;
-
-function chain<T>(fn: T, interceptors: readonly Interceptor[]): T {
-  let next = fn as unknown as Parameters<Interceptor>[0];
-  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next);
-  return next as unknown as T;
-}
-
-// The interceptors' view of the call; the signal is read through, not copied (see GrpcCall.signal).
-function request(ctx: HandlerContext, stream: boolean, message: unknown) {
-  return {
-    stream,
-    message,
-    method: ctx.method,
-    requestMethod: ctx.requestMethod,
-    url: ctx.url,
-    get signal() {
-      return ctx.signal;
-    },
-    header: ctx.requestHeader,
-    service: ctx.service,
-    contextValues: ctx.values,
-  };
-}
-
-// What an interceptor changed on the request reaches the handler, as in Connect.
-function merge(ctx: HandlerContext, req: UnaryRequest | StreamRequest): HandlerContext {
-  // Spelled out rather than spread: a spread would read (and so create) the signal.
-  return {
-    method: ctx.method,
-    timeoutMs: ctx.timeoutMs,
-    requestMethod: ctx.requestMethod,
-    responseHeader: ctx.responseHeader,
-    responseTrailer: ctx.responseTrailer,
-    protocolName: ctx.protocolName,
-    url: ctx.url,
-    service: req.service,
-    requestHeader: req.header,
-    values: req.contextValues,
-    get signal() {
-      return req.signal;
-    },
-  };
-}
 
 function streamResponse(
   ctx: HandlerContext,

@@ -6,6 +6,8 @@ import { validateIdentifier, validateLeaseId } from './identifiers.js';
 // and servers understand ours.
 
 export const NAMESPACE_HEADER = 'containerd-namespace';
+/** The namespace's metadata key on ttrpc (containerd's namespaces.TTRPCHeader). */
+export const TTRPC_NAMESPACE_HEADER = 'containerd-namespace-ttrpc';
 export const LEASE_HEADER = 'containerd-lease';
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -26,23 +28,33 @@ function singleValue(headers: Headers, name: string, what: string): string | und
 }
 
 /**
- * The request's namespace. Throws FailedPrecondition "namespace is required" when missing or
- * empty, InvalidArgument when it is not one valid identifier.
+ * The request's namespace, from `header` (default `containerd-namespace`). Throws
+ * FailedPrecondition "namespace is required" when missing or empty, InvalidArgument when it is not
+ * a valid identifier.
  */
-export function namespaceFromHeaders(headers: Headers): string {
-  const ns = singleValue(headers, NAMESPACE_HEADER, 'namespace');
+export function namespaceFromHeaders(headers: Headers, header: string = NAMESPACE_HEADER): string {
+  const ns = singleValue(headers, header, 'namespace');
   if (ns === undefined) {
     throw new FailedPrecondition(
-      `namespace is required: set the ${NAMESPACE_HEADER} header (clients: --namespace or CTRD_NAMESPACE)`,
+      `namespace is required: set the ${header} header (clients: --namespace or CTRD_NAMESPACE)`,
     );
   }
   validateIdentifier(ns, 'namespace');
   return ns;
 }
 
-/** namespaceFromHeaders on a handler's request headers. */
-export function namespaceFromContext(ctx: Pick<HandlerContext, 'requestHeader'>): string {
-  return namespaceFromHeaders(ctx.requestHeader);
+/**
+ * namespaceFromHeaders on a handler's request headers: `containerd-namespace` on gRPC and
+ * Connect, `containerd-namespace-ttrpc` on ttrpc (whose server puts the call's metadata in
+ * `requestHeader`), as containerd reads each transport's own key. So one implementation serves both.
+ */
+export function namespaceFromContext(
+  ctx: Pick<HandlerContext, 'requestHeader'> & { readonly protocolName?: string | undefined },
+): string {
+  return namespaceFromHeaders(
+    ctx.requestHeader,
+    ctx.protocolName === 'ttrpc' ? TTRPC_NAMESPACE_HEADER : NAMESPACE_HEADER,
+  );
 }
 
 /** The request's lease id, if any; InvalidArgument unless it is one valid lease id. */

@@ -1,5 +1,4 @@
-import { chmod, lstat, unlink } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
+import { chmod, unlink } from 'node:fs/promises';
 import type {
   Http2ServerRequest,
   Http2ServerResponse,
@@ -8,28 +7,21 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import { createServer as createHttp2Server } from 'node:http2';
-import type { DescService } from '@bufbuild/protobuf';
-import type { ConnectRouter, Interceptor, ServiceImpl } from '@connectrpc/connect';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { MAX_MESSAGE_BYTES, socketPath as parseSocketPath } from './unix-transport.js';
+import { type CloseOptions, logUnexpected, removeStaleSocket, type ServiceRegistration } from './serving.js';
 import { serverErrorInterceptor } from './error-interceptors.js';
 import { GrpcMethods, GrpcServer, isPlainGrpc } from './grpc-server.js';
-import { Canceled, classify, FailedPrecondition, Unavailable } from './errors.js';
+import { Canceled, classify, Unavailable } from './errors.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 
+export type { CloseOptions, ServiceRegistration } from './serving.js';
+export { service } from './serving.js';
+
 // One HTTP/2 cleartext server on a unix socket answers both gRPC (stock ctr, nerdctl, Go
 // clients, ctrd's own clients) and the Connect protocol with JSON (curl --http2-prior-knowledge).
-
-export interface ServiceRegistration<T extends DescService = DescService> {
-  service: T;
-  impl: Partial<ServiceImpl<T>>;
-}
-
-/** Type-checks one implementation against its descriptor, for the `services` list. */
-export function service<T extends DescService>(desc: T, impl: Partial<ServiceImpl<T>>): ServiceRegistration {
-  return { service: desc, impl } as unknown as ServiceRegistration;
-}
 
 export interface ServerOptions {
   /** Where to listen: `/run/ctrd/ctrd.sock` or `unix:///run/ctrd/ctrd.sock`. */
@@ -46,20 +38,6 @@ export interface ServerOptions {
   readMaxBytes?: number | undefined;
   logger?: Logger | undefined;
   signal?: AbortSignal | undefined;
-}
-
-export interface CloseOptions {
-  /**
-   * How long in-flight calls may take before they are cancelled (with `now`: how long their
-   * handlers may take to return once cancelled) before the connections are dropped. Default 10 s.
-   */
-  graceMs?: number | undefined;
-  /**
-   * Cancel in-flight calls at once instead of waiting for them, as grpc-go's Server.Stop (what
-   * containerd does on SIGTERM) against GracefulStop. Either way a call cut short by the shutdown
-   * answers Unavailable.
-   */
-  now?: boolean | undefined;
 }
 
 export interface Server {
@@ -184,18 +162,6 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   }
 }
 
-// Classes are the API's answers; anything else escaping a handler is a bug worth a log line.
-function logUnexpected(log: Logger): Interceptor {
-  return (next) => async (req) => {
-    try {
-      return await next(req);
-    } catch (err) {
-      if (classify(err) === 'Unknown') log.error({ err, method: req.url }, 'unexpected error in handler');
-      throw err;
-    }
-  };
-}
-
 // A call the shutdown cut short answers Unavailable, which is what a grpc-go client sees of a
 // server that stopped (the transport closing): clients retry it or wait for the server to come
 // back. It is never Canceled, which clients read as their own doing: dockerd, for one, stops
@@ -238,33 +204,4 @@ function unimplemented(req: Http2ServerRequest, res: Http2ServerResponse): void 
   req.resume();
   res.writeHead(404, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ code: 'unimplemented', message: `${what}: not implemented` }));
-}
-
-// A socket file left by a crashed server would make listen fail with EADDRINUSE. Remove it only
-// when nothing answers on it, so a second server never steals a live one's address.
-async function removeStaleSocket(path: string): Promise<void> {
-  let st: Awaited<ReturnType<typeof lstat>>;
-  try {
-    st = await lstat(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) {
-    throw new FailedPrecondition(
-      `socket ${path}: a file that is not a socket is in the way: remove it or pick another path`,
-    );
-  }
-  const alive = await new Promise<boolean>((resolve) => {
-    const sock = netConnect(path);
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
-  if (alive)
-    throw new FailedPrecondition(
-      `socket ${path}: another server is listening on it: stop it or pick another path`,
-    );
-  await unlink(path);
 }

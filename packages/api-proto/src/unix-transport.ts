@@ -4,16 +4,15 @@ import type { Client, Interceptor, Transport } from '@connectrpc/connect';
 import { createClient as createConnectClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { withErrorClasses } from './error-interceptors.js';
-import { InvalidArgument } from './errors.js';
 import { createGrpcUnaryTransport } from './grpc-transport.js';
 import { namespaceInterceptor } from './namespace-headers.js';
+import { socketPath } from './socket-path.js';
+
+export { MAX_SOCKET_PATH, socketPath } from './socket-path.js';
 
 // Clients speak gRPC over HTTP/2 on a unix socket: that is what a stock containerd expects, and
 // ctrd's own server answers it too. The socket is dialed through http2's createConnection, so
 // the URL's host is only a placeholder for the :authority header.
-
-/** Longest unix socket path accepted, in bytes (containerd's limit). */
-export const MAX_SOCKET_PATH = 104;
 
 /** containerd's default client and server limit for one message. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -42,25 +41,6 @@ export type ClientOptions =
       /** Share one connection between clients of several services (see createUnixTransport). */
       transport: Transport;
     };
-
-/** The socket path in `unix:///path`, `unix:/path` or `/path`. */
-export function socketPath(address: string): string {
-  let path = address;
-  if (path.startsWith('unix://')) path = path.slice('unix://'.length);
-  else if (path.startsWith('unix:')) path = path.slice('unix:'.length);
-  // sun_path holds 108 bytes with the NUL; containerd stops at 104 to stay portable.
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new InvalidArgument(
-      `address ${JSON.stringify(address)}: socket path is ${Buffer.byteLength(path)} bytes, over the limit of ${MAX_SOCKET_PATH}: use a shorter directory`,
-    );
-  }
-  if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-    throw new InvalidArgument(
-      `address ${JSON.stringify(address)}: expected a unix socket path such as /run/ctrd/ctrd.sock or unix:///run/ctrd/ctrd.sock`,
-    );
-  }
-  return path;
-}
 
 /** A gRPC transport over one HTTP/2 connection to a unix socket. */
 export function createUnixTransport(opts: UnixTransportOptions): UnixTransport {

@@ -13,6 +13,7 @@ const services: Record<string, string> = {
   containers: 'ContainersService',
   tasks: 'TasksService',
   events: 'EventsService',
+  'events-ttrpc': 'TtrpcEventsService',
   namespaces: 'NamespacesService',
   version: 'VersionService',
   introspection: 'IntrospectionService',
@@ -27,7 +28,7 @@ const services: Record<string, string> = {
 };
 
 // Helper entries: shared code a client or the daemon loads without the generated schemas.
-const helpers = ['client', 'registry', 'oci', 'tar', 'mount'];
+const helpers = ['client', 'registry', 'oci', 'tar', 'mount', 'ttrpc'];
 
 describe('package exports', () => {
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== '.' && k !== './package.json');

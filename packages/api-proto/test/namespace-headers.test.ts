@@ -11,6 +11,7 @@ import {
   NAMESPACE_HEADER,
   namespaceFromContext,
   namespaceFromHeaders,
+  TTRPC_NAMESPACE_HEADER,
   withNamespace,
 } from '../src/namespace-headers.js';
 import { service } from '../src/server.js';
@@ -58,6 +59,23 @@ describe('namespace headers', () => {
     expect(() => namespaceFromHeaders(new Headers({ 'containerd-namespace': '../x' }))).toThrow(
       InvalidArgument,
     );
+  });
+
+  it('reads containerd-namespace-ttrpc on ttrpc and only there, as containerd does', () => {
+    expect(TTRPC_NAMESPACE_HEADER).toBe('containerd-namespace-ttrpc');
+    const both = new Headers({ 'containerd-namespace': 'grpc-ns', 'containerd-namespace-ttrpc': 'ttrpc-ns' });
+    expect(namespaceFromContext({ requestHeader: both })).toBe('grpc-ns');
+    expect(namespaceFromContext({ requestHeader: both, protocolName: 'grpc' })).toBe('grpc-ns');
+    expect(namespaceFromContext({ requestHeader: both, protocolName: 'ttrpc' })).toBe('ttrpc-ns');
+    const grpcOnly = new Headers({ 'containerd-namespace': 'grpc-ns' });
+    expect(() => namespaceFromContext({ requestHeader: grpcOnly, protocolName: 'ttrpc' })).toThrow(
+      /^namespace is required: set the containerd-namespace-ttrpc header/,
+    );
+    const ttrpcOnly = new Headers({ 'containerd-namespace-ttrpc': 'ttrpc-ns' });
+    expect(() => namespaceFromContext({ requestHeader: ttrpcOnly, protocolName: 'grpc' })).toThrow(
+      FailedPrecondition,
+    );
+    expect(namespaceFromHeaders(ttrpcOnly, TTRPC_NAMESPACE_HEADER)).toBe('ttrpc-ns');
   });
 
   it('travel from client interceptor and per-call options to the handler', async () => {
