@@ -148,9 +148,9 @@ describe('telemetry wired to the plugins', () => {
     expect(started).toEqual(['web/', 'web/x1']);
     const snap = (telemetry.registry.get('container-start-time') as Timer).snapshot();
     expect(snap.count).toBe(1);
-    // In ns: at least the 30 ms the fake took, and less than this test's whole 10 s budget.
+    // In ns: at least the 30 ms the fake took, and less than this test's whole 20 s budget.
     expect(snap.min).toBeGreaterThanOrEqual(25e6);
-    expect(snap.max).toBeLessThan(10e9);
+    expect(snap.max).toBeLessThan(20e9);
   });
 
   it('plugins see the registry in their context (where tasks takes the timer from)', async () => {
