@@ -8,5 +8,7 @@ export default testBudgets({
     'test/diff-apply-properties.test.ts', // hundreds of random layers on disk
     'test/json-any-properties.test.ts', // properties that draw inputs for up to 8 s each
     'test/diff-service.test.ts', // cp, mknod, zstd, overlayfs
+    'test/event-loop.test.ts', // a daemon on a real socket with 20,000 containers stored
+    'test/health.test.ts', // a daemon on a real socket
   ],
 });
