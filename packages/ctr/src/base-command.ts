@@ -1,4 +1,4 @@
-import { Command, Errors, type Interfaces } from '@oclif/core';
+import { Command, Config, Errors, type Interfaces } from '@oclif/core';
 import { type Resolved, resolveAddress, resolveNamespace } from './address.js';
 import { Clients } from './clients.js';
 import { describeError, UsageError } from './errors.js';
@@ -34,6 +34,25 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
   protected address: Resolved = resolveAddress(undefined, {});
   protected namespace: Resolved = resolveNamespace(undefined, {});
   #clients: Clients | undefined;
+
+  /**
+   * oclif's run() loads a fresh Config even when handed a loaded one (it re-reads the user's and
+   * the CLI's settings: milliseconds on every call); bin/run.js always hands one over.
+   */
+  static override async run<T extends Command>(
+    this: new (
+      argv: string[],
+      config: Config,
+    ) => T,
+    argv: string[] = process.argv.slice(2),
+    opts?: Interfaces.LoadOptions,
+  ): Promise<ReturnType<T['run']>> {
+    if (!(opts instanceof Config)) return Command.run.call(this, argv, opts) as Promise<ReturnType<T['run']>>;
+    const cmd = new this(argv, opts) as unknown as CtrCommand<typeof Command>;
+    const ctor = this as unknown as typeof Command;
+    cmd.id ??= ctor.id;
+    return cmd._run();
+  }
 
   /** Runs the command with the given streams and transport and resolves to its exit code. */
   async execute(io: Partial<CtrIo> = {}): Promise<number> {
