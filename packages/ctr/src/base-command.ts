@@ -49,8 +49,7 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
   ): Promise<ReturnType<T['run']>> {
     if (!(opts instanceof Config)) return Command.run.call(this, argv, opts) as Promise<ReturnType<T['run']>>;
     const cmd = new this(argv, opts) as unknown as CtrCommand<typeof Command>;
-    const ctor = this as unknown as typeof Command;
-    cmd.id ??= ctor.id;
+    cmd.id ??= (this as unknown as typeof Command).id;
     return cmd._run();
   }
 

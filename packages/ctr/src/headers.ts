@@ -33,9 +33,9 @@ export class CtrHeaders {
   constructor(init?: Init) {
     if (init === undefined || init === null) return;
     if (typeof (init as { forEach?: unknown }).forEach === 'function' && !Array.isArray(init)) {
-      (init as { forEach(cb: (value: string, key: string) => void): void }).forEach((value, key) =>
-        this.append(key, value),
-      );
+      (init as { forEach(cb: (value: string, key: string) => void): void }).forEach((value, key) => {
+        this.append(key, value);
+      });
     } else if (typeof (init as Iterable<unknown>)[Symbol.iterator] === 'function') {
       for (const pair of init as Iterable<readonly string[]>) {
         if (pair.length !== 2) throw new TypeError('Headers: each pair must be [name, value]');

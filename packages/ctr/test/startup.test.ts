@@ -124,7 +124,9 @@ describe('the bundled Headers', () => {
         h.append('b', '2');
         h.append('a', '1');
         const seen: string[] = [];
-        h.forEach((v, k) => seen.push(`${k}=${v}`));
+        h.forEach((v, k) => {
+          seen.push(`${k}=${v}`);
+        });
         return [seen, [...h.keys()], [...h.values()]];
       },
     ],
