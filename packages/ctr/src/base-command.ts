@@ -47,8 +47,11 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     argv: string[] = process.argv.slice(2),
     opts?: Interfaces.LoadOptions,
   ): Promise<ReturnType<T['run']>> {
+    // `this` is the command class being run (a subclass), as in oclif's own run().
+    // biome-ignore lint/complexity/noThisInStatic: the subclass, see above
     if (!(opts instanceof Config)) return Command.run.call(this, argv, opts) as Promise<ReturnType<T['run']>>;
     const cmd = new this(argv, opts) as unknown as CtrCommand<typeof Command>;
+    // biome-ignore lint/complexity/noThisInStatic: the subclass, see above
     cmd.id ??= (this as unknown as typeof Command).id;
     return cmd._run();
   }
