@@ -38,6 +38,7 @@ describe('Introspection and Version', () => {
       'leases',
       'events',
       'tasks',
+      'logs',
       'snapshots',
       'content',
       'images',
