@@ -91,7 +91,7 @@ describe('Logs service', () => {
     await expect(lines('default', { containerId: 'c2' })).rejects.toSatisfy(
       (e: Error) =>
         isNotFound(e) &&
-        /container "c2" in namespace "default" has no task: a task's output is kept while the task exists/.test(
+        /task of container "c2" in namespace "default" \(a task's output is kept until the task is deleted\): not found/.test(
           e.message,
         ),
     );

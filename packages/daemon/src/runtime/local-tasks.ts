@@ -292,8 +292,9 @@ export class LocalTasks {
       shim = this.shimFor(ns, id);
     } catch (e) {
       if (isNotFound(e) && this.opts.containers.exists(ns, id)) {
+        // The client adds ": not found".
         throw new NotFound(
-          `container "${id}" in namespace "${ns}" has no task: a task's output is kept while the task exists (start one, e.g. ctr tasks start)`,
+          `task of container "${id}" in namespace "${ns}" (a task's output is kept until the task is deleted)`,
           { cause: e },
         );
       }
