@@ -28,7 +28,6 @@ function env(): NodeJS.ProcessEnv {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: scratch,
     CTRD_ADDRESS: d.socket,
-    CTRD_STATE_DIR: d.state,
   };
 }
 
