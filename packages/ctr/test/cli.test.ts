@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,5 +43,40 @@ describe('bin/run.js', () => {
     const { code, stderr } = ctr(['frobnicate']);
     expect(code).toBe(2);
     expect(stderr).toBe('ctr: unknown command "frobnicate": see \'ctr --help\'\n');
+  });
+});
+
+describe('the command set (oclif.manifest.json)', () => {
+  const manifest = JSON.parse(readFileSync(join(packageRoot, 'oclif.manifest.json'), 'utf8')) as {
+    commands: Record<string, { flags: Record<string, { char?: string; name: string }>; hidden?: boolean }>;
+  };
+  const commands = Object.entries(manifest.commands);
+
+  it('has --json on every command that lists or shows data', () => {
+    const data =
+      /(^|:)(ls|info|stats|metrics|ps|tree|usage|check|label)$|^(version|logs|events|checkpoints|containers)$/;
+    const listed = commands.filter(([id]) => data.test(id)).map(([id]) => id);
+    expect(listed.length).toBeGreaterThanOrEqual(23);
+    expect(listed.filter((id) => !manifest.commands[id]?.flags.json)).toEqual([]);
+  });
+
+  it('gives each short flag one meaning, and none clashes with -a/--address or -n/--namespace', () => {
+    const meanings = new Map<string, Set<string>>();
+    for (const [, c] of commands) {
+      for (const f of Object.values(c.flags)) {
+        if (!f.char) continue;
+        const set = meanings.get(f.char) ?? new Set<string>();
+        set.add(f.name);
+        meanings.set(f.char, set);
+      }
+    }
+    expect([...(meanings.get('a') ?? [])]).toEqual(['address']);
+    expect([...(meanings.get('n') ?? [])]).toEqual(['namespace']);
+    // -f is --force on the removing verbs and --follow on logs, as in docker and tail; -u is the user
+    // to run as, by name or uid (--user) or by number (--uid, containers exec).
+    const allowed: Record<string, string[]> = { f: ['follow', 'force'], u: ['uid', 'user'] };
+    for (const [char, names] of meanings) {
+      if (names.size > 1) expect([...names].sort()).toEqual(allowed[char]);
+    }
   });
 });
