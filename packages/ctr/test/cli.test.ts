@@ -44,6 +44,29 @@ describe('bin/run.js', () => {
     expect(code).toBe(2);
     expect(stderr).toBe('ctr: unknown command "frobnicate": see \'ctr --help\'\n');
   });
+
+  it('suggests the command a typo was near', () => {
+    expect(ctr(['contaners', 'ls'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'ctr: unknown command "contaners ls": did you mean "containers ls"? see \'ctr --help\'\n',
+    });
+    expect(ctr(['c', 'lsit']).stderr).toBe(
+      'ctr: unknown command "c lsit": did you mean "containers ls"? see \'ctr --help\'\n',
+    );
+    expect(ctr(['imgaes']).stderr).toContain('did you mean "images"?');
+  });
+
+  it('takes --json before the command; a command without data output refuses it', () => {
+    const missing = join(dir, 'missing.sock');
+    // Parsed as `version --json`: it gets as far as dialling the socket.
+    expect(ctr(['--json', '-a', missing, 'version']).stderr).toContain(
+      `cannot connect to ctrd at ${missing}`,
+    );
+    const rm = ctr(['--json', 'rm', 'x']);
+    expect(rm.code).toBe(2);
+    expect(rm.stderr).toBe("ctr: nonexistent flag: --json\nsee 'ctr rm --help'\n");
+  });
 });
 
 describe('the command set (oclif.manifest.json)', () => {
