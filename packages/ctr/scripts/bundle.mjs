@@ -4,6 +4,7 @@
 //
 // - cli.js, the entry bin/run.js imports: it answers `--version` itself and loads oclif with
 //   import(), so oclif's chunk is read only when a command or the help runs;
+// - help.js, oclif's help with ctr's one change, which oclif imports to show help;
 // - one file per command and hook, which oclif imports by the manifest's path when that command
 //   runs (package.json "oclif.commands" points at dist/bundle/commands); each pulls in the shared
 //   chunks it needs, so the API client and the RPC stack load with a command, never for `--help`;
@@ -50,6 +51,7 @@ async function jsFiles(dir) {
 
 const entryPoints = [
   join(dist, 'cli.js'),
+  join(dist, 'help.js'),
   ...(await jsFiles(join(dist, 'commands'))),
   ...(await jsFiles(join(dist, 'hooks'))),
 ];

@@ -104,6 +104,13 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     this.namespace = resolveNamespace(global.namespace, this.io.env);
   }
 
+  /** Every positional argument in order, declared ones first (for commands whose args shift, like run). */
+  protected get positionals(): string[] {
+    const ctor = this.ctor as typeof Command;
+    const declared = Object.keys(ctor.args ?? {}).map((k) => (this.args as Record<string, unknown>)[k]);
+    return [...declared, ...this.rest].filter((a): a is string => typeof a === 'string');
+  }
+
   /** The API clients, built on first use. */
   protected get clients(): Clients {
     const global = (this.flags ?? {}) as { timeout?: number; debug?: boolean };

@@ -26,6 +26,15 @@ describe('bin/run.js', () => {
     expect(stdout).toMatch(/\n {2}version +print the client and server versions/);
   });
 
+  it('names the arguments of run after what they hold', () => {
+    const { code, stdout } = ctr(['run', '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('$ ctr run [FLAGS] IMAGE ID [COMMAND [ARG...]]');
+    expect(stdout).toMatch(/\n {2}\[IMAGE\] +image to run, e\.g\. docker\.io\/library\/busybox:latest/);
+    expect(stdout).toMatch(/\n {2}\[ID\] +container id/);
+    expect(stdout).toMatch(/\n {2}\[COMMAND\.\.\.\] +command and its arguments/);
+  });
+
   it('says which socket it tried and how to point elsewhere', () => {
     const missing = join(dir, 'missing.sock');
     const byFlag = ctr(['version', '-a', missing]);
