@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,30 @@ describe('bin/run.js', () => {
     );
     const byEnv = ctr(['version'], { CONTAINERD_ADDRESS: missing });
     expect(byEnv.stderr).toContain(`cannot connect to ctrd at ${missing} (from CONTAINERD_ADDRESS)`);
+  });
+
+  it('tells a path that is no socket from one where nothing listens', () => {
+    const file = join(dir, 'file.sock');
+    writeFileSync(file, '');
+    const notSocket = ctr(['version', '-a', file]);
+    expect(notSocket).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `ctr: cannot connect to ctrd at ${file} (from --address): not a socket: it is a regular file; ` +
+        'point ctr at another socket with -a/--address or CTRD_ADDRESS\n',
+    });
+    expect(ctr(['version', '-a', dir]).stderr).toContain('not a socket: it is a directory;');
+    // A socket left behind by a daemon that died: connection refused, as before.
+    const dead = join(dir, 'dead.sock');
+    spawnSync(process.execPath, [
+      '-e',
+      `require('node:net').createServer().listen(${JSON.stringify(dead)}, () => process.kill(process.pid, 'SIGKILL'))`,
+    ]);
+    expect(ctr(['version', '-a', dead]).stderr).toContain(
+      'connection refused: nothing is listening on that socket (is ctrd running?)',
+    );
+    expect(ctr(['version', '-a', join(dir, 'none.sock')]).stderr).toContain('no socket at that path');
   });
 
   it('treats an unknown command as a usage error', () => {
