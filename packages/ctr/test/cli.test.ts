@@ -108,6 +108,15 @@ describe('the command set (oclif.manifest.json)', () => {
   };
   const commands = Object.entries(manifest.commands);
 
+  it('speaks to users in their words: no project-internal names in help texts or the README', () => {
+    const texts = JSON.stringify(manifest) + readFileSync(join(packageRoot, 'README.md'), 'utf8');
+    const pjson = readFileSync(join(packageRoot, 'package.json'), 'utf8');
+    for (const word of [/\bseed\b/i, /\bseed's\b/i, /the original (way|verb)/i, /\(the original/i]) {
+      expect(texts).not.toMatch(word);
+      expect(pjson).not.toMatch(word);
+    }
+  });
+
   it('has --json on every command that lists or shows data', () => {
     const data =
       /(^|:)(ls|info|stats|metrics|ps|tree|usage|check|label)$|^(version|logs|events|checkpoints|containers)$/;

@@ -225,7 +225,7 @@ describe('ctr tasks', () => {
   });
 });
 
-describe('the seed’s verbs', () => {
+describe('containerd 0.x’s verbs', () => {
   it('`ctr containers` lists ID PATH STATUS PID1', async () => {
     t.program = (io) => io.killed.then(() => 0);
     await run(['-d', '--rootfs', rootfs, 'redis', 'redis-server']);

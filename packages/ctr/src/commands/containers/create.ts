@@ -16,7 +16,8 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
   static override stopAtFirstArg = true;
   static override args = {
     image: Args.string({
-      description: 'image to create it from, e.g. docker.io/library/busybox:latest (with --rootfs: the container id)',
+      description:
+        'image to create it from, e.g. docker.io/library/busybox:latest (with --rootfs: the container id)',
     }),
     id: Args.string({ description: 'container id (with --rootfs: the command)' }),
     command: Args.string({
