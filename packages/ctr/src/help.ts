@@ -9,7 +9,7 @@ class CtrCommandHelp extends CommandHelp {
     const rows = super.args(args);
     if (!rows || this.command.strict !== false) return rows;
     return rows.map(([name, description], i) => [
-      i === rows.length - 1 ? name : name.replace(/\.\.\.(?=\]?(\x1b\[[\d;]*m)?$)/, ''),
+      i === rows.length - 1 ? name : name.replace(/\.\.\.(\]?)/, '$1'),
       description,
     ]);
   }

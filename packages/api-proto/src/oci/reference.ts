@@ -82,7 +82,9 @@ export function normalizeReference(ref: string, opts: NormalizeOptions = {}): Re
   const remoteEnd = remainder.search(/[:@]/);
   const remote = remoteEnd === -1 ? remainder : remainder.slice(0, remoteEnd);
   if (remote.toLowerCase() !== remote) {
-    throw new InvalidArgument(`image reference ${shown(ref)}: invalid reference format: repository name must be lowercase`);
+    throw new InvalidArgument(
+      `image reference ${shown(ref)}: invalid reference format: repository name must be lowercase`,
+    );
   }
   const m = REFERENCE.exec(`${domain}/${remainder}`);
   if (!m) throw new InvalidArgument(`image reference ${shown(ref)}: invalid reference format`);
@@ -93,7 +95,9 @@ export function normalizeReference(ref: string, opts: NormalizeOptions = {}): Re
     );
   }
   if (!DOMAIN_ONLY.test(domain))
-    throw new InvalidArgument(`image reference ${shown(ref)}: invalid reference format: invalid registry host`);
+    throw new InvalidArgument(
+      `image reference ${shown(ref)}: invalid reference format: invalid registry host`,
+    );
   let tag = m[2];
   const digest = m[3];
   if (digest !== undefined) {
