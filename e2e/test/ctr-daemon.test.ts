@@ -28,7 +28,6 @@ function env(): NodeJS.ProcessEnv {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: scratch,
     CTRD_ADDRESS: d.socket,
-    CTRD_STATE_DIR: d.state,
   };
 }
 
@@ -292,7 +291,7 @@ describe('ctr against ctrd', () => {
     });
   });
 
-  it('the seed’s containers start runs an OCI bundle; -a attaches', async (ctx) => {
+  it('containers start runs an OCI bundle; --attach attaches; the bundle is its PATH', async (ctx) => {
     if (!tasksServed) ctx.skip();
     const bundle = join(scratch, 'bundle');
     await mkdir(bundle, { recursive: true });
@@ -303,8 +302,11 @@ describe('ctr against ctrd', () => {
     config.root.path = rootfs;
     config.linux.cgroupsPath = '/e2e-tasks/seedb';
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-    const res = await ctr('-n', 'e2e-tasks', 'containers', 'start', '-a', 'seedb', bundle);
+    const res = await ctr('-n', 'e2e-tasks', 'containers', 'start', '--attach', 'seedb', bundle);
     expect(res).toEqual({ code: 0, stdout: 'from the bundle\n', stderr: '' });
+    // As containerd 0.x showed it: ID  PATH (the bundle)  STATUS  PID1.
+    const rows = await ctr('-n', 'e2e-tasks', 'containers');
+    expect(rows.stdout).toMatch(new RegExp(`\\nseedb +${bundle} +created +-\\n`));
     expect(await ctr('-n', 'e2e-tasks', 'rm', 'seedb')).toEqual({ code: 0, stdout: 'seedb\n', stderr: '' });
   });
 

@@ -154,4 +154,15 @@ describe('ctr against a stock containerd 1.6', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('ctr: --since: this daemon keeps no event history');
   });
+
+  it('logs says that a stock containerd keeps no output', async () => {
+    const res = await ctr('logs', 'anything');
+    expect(res).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `ctr: the daemon at ${socket} keeps no container output (it serves no ctrd.services.logs.v1.Logs): ` +
+        'a stock containerd keeps none; read the output when the task runs (ctr run, ctr tasks start)\n',
+    });
+  });
 });

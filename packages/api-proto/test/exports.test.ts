@@ -25,6 +25,7 @@ const services: Record<string, string> = {
   diff: 'DiffService',
   shim: 'TaskService',
   eventhistory: 'EventHistoryService',
+  logs: 'LogsService',
 };
 
 // Helper entries: shared code a client or the daemon loads without the generated schemas.

@@ -263,7 +263,7 @@ describe('normalizeReference', () => {
       expect(isInvalidArgument(e), bad).toBe(true);
     }
     expect(caught(() => normalizeReference('UPPER')).message).toBe(
-      'image reference "UPPER": repository name must be lowercase',
+      'image reference "UPPER": invalid reference format: repository name must be lowercase',
     );
   });
 

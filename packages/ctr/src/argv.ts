@@ -1,5 +1,6 @@
 const VALUE_FLAGS = new Set(['-a', '--address', '-n', '--namespace', '--timeout']);
-const BOOLEAN_FLAGS = new Set(['--debug']);
+// --json is not on every command, only on those whose result is data; hoisted like the others.
+const BOOLEAN_FLAGS = new Set(['--debug', '--json']);
 
 /**
  * containerd's ctr takes its global flags before the command (`ctr -n k8s.io c ls`); oclif finds the

@@ -1,4 +1,4 @@
-import { Command, Errors, type Interfaces } from '@oclif/core';
+import { Command, Config, Errors, type Interfaces } from '@oclif/core';
 import { type Resolved, resolveAddress, resolveNamespace } from './address.js';
 import { Clients } from './clients.js';
 import { describeError, UsageError } from './errors.js';
@@ -34,6 +34,27 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
   protected address: Resolved = resolveAddress(undefined, {});
   protected namespace: Resolved = resolveNamespace(undefined, {});
   #clients: Clients | undefined;
+
+  /**
+   * oclif's run() loads a fresh Config even when handed a loaded one (it re-reads the user's and
+   * the CLI's settings: milliseconds on every call); bin/run.js always hands one over.
+   */
+  static override async run<T extends Command>(
+    this: new (
+      argv: string[],
+      config: Config,
+    ) => T,
+    argv: string[] = process.argv.slice(2),
+    opts?: Interfaces.LoadOptions,
+  ): Promise<ReturnType<T['run']>> {
+    // `this` is the command class being run (a subclass), as in oclif's own run().
+    // biome-ignore lint/complexity/noThisInStatic: the subclass, see above
+    if (!(opts instanceof Config)) return Command.run.call(this, argv, opts) as Promise<ReturnType<T['run']>>;
+    const cmd = new this(argv, opts) as unknown as CtrCommand<typeof Command>;
+    // biome-ignore lint/complexity/noThisInStatic: the subclass, see above
+    cmd.id ??= (this as unknown as typeof Command).id;
+    return cmd._run();
+  }
 
   /** Runs the command with the given streams and transport and resolves to its exit code. */
   async execute(io: Partial<CtrIo> = {}): Promise<number> {
@@ -81,6 +102,13 @@ export abstract class CtrCommand<T extends typeof Command> extends Command {
     const global = parsed.flags as { address?: string; namespace?: string };
     this.address = resolveAddress(global.address, this.io.env);
     this.namespace = resolveNamespace(global.namespace, this.io.env);
+  }
+
+  /** Every positional argument in order, declared ones first (for commands whose args shift, like run). */
+  protected get positionals(): string[] {
+    const ctor = this.ctor as typeof Command;
+    const declared = Object.keys(ctor.args ?? {}).map((k) => (this.args as Record<string, unknown>)[k]);
+    return [...declared, ...this.rest].filter((a): a is string => typeof a === 'string');
   }
 
   /** The API clients, built on first use. */

@@ -1,7 +1,7 @@
 /** Checkpoints are images named containerd.io/checkpoint/<container>:<name>, as containerd stores them. */
 export const CHECKPOINT_LABEL = 'containerd.io/checkpoint';
 export const CHECKPOINT_PREFIX = 'containerd.io/checkpoint/';
-/** What the seed showed per checkpoint, kept as labels on the image. */
+/** What containerd 0.x's ctr showed per checkpoint, kept as labels on the image. */
 export const OPTION_LABELS = {
   tcp: 'ctrd.io/checkpoint.tcp',
   unixSockets: 'ctrd.io/checkpoint.unix-sockets',

@@ -25,7 +25,7 @@ export interface CheckpointInput {
 
 /**
  * Tasks.Checkpoint with runc's options, then an image record containerd.io/checkpoint/<id>:<name>
- * pointing at the checkpoint, labelled with the options the seed listed.
+ * pointing at the checkpoint, labelled with the options containerd 0.x listed.
  */
 export async function checkpointTask(clients: Clients, input: CheckpointInput): Promise<void> {
   const options = create(CheckpointOptionsSchema, {

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { OCI_SPEC_URL, packJson } from '@ctrd/api-proto/client';
 import { type Container, ContainersService } from '@ctrd/api-proto/containers';
+import { normalizeReference } from '@ctrd/api-proto/oci';
 import type { Clients } from './clients.js';
 import { UsageError } from './errors.js';
 import { parseLabelArgs } from './labels.js';
@@ -82,6 +83,8 @@ export async function createContainer(
     Object.entries(parseLabelArgs(input.label ?? [])).filter(([, v]) => v !== ''),
   );
   if (input.image !== undefined && input.rootfs === undefined) {
+    // A malformed reference is the caller's mistake: say so before any call, not "image not found".
+    normalizeReference(input.image);
     return createContainerFromImage(clients, {
       ...input,
       image: input.image,

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { errorKind } from '@ctrd/api-proto/client';
 import { describeSource, type Resolved, socketPath } from './address.js';
@@ -26,6 +27,21 @@ const CONNECT_FAILURES: Record<string, string> = {
   ENOTSOCK: 'that path is not a socket',
 };
 
+/**
+ * connect(2) to a path that is not a socket fails with ECONNREFUSED, as if nothing listened on a
+ * socket there: what is at the path tells the two apart.
+ */
+function notASocket(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    if (st.isSocket()) return undefined;
+    const what = st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'another kind of file';
+    return `not a socket: it is ${what}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The errno of a failed connect(2) somewhere in the cause chain: the socket could not be dialled. */
 function dialFailure(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
@@ -49,7 +65,10 @@ export function describeError(err: unknown, context: ErrorContext = {}): Describ
     const reason = dialFailure(err);
     if (reason && context.address) {
       const where = socketPath(context.address.value);
-      const why = CONNECT_FAILURES[reason] ?? reason;
+      const why =
+        (reason === 'ECONNREFUSED' || reason === 'ENOTSOCK' ? notASocket(where) : undefined) ??
+        CONNECT_FAILURES[reason] ??
+        reason;
       return {
         message:
           `cannot connect to ctrd at ${where} (${describeSource(context.address.source)}): ` +

@@ -2,8 +2,8 @@ import type { Envelope } from '@ctrd/api-proto/events';
 import { anyToJson } from './container-json.js';
 import { isoTime } from './time.js';
 
-/** The seed's event type names, where a v1 topic has one. */
-const SEED_TYPES: Record<string, string> = {
+/** containerd 0.x's event type names, where a v1 topic has one. */
+const V0_TYPES: Record<string, string> = {
   '/tasks/start': 'start-container',
   '/tasks/exit': 'exit',
   '/tasks/exec-started': 'start-process',
@@ -16,7 +16,7 @@ export interface EventJson {
   timestamp?: string;
   namespace: string;
   topic: string;
-  /** The seed's name (exit, start-container, ...) or the topic without its leading slash. */
+  /** containerd 0.x's name (exit, start-container, ...) or the topic without its leading slash. */
   type: string;
   /** The object the event is about: container id, or namespace/image name, snapshot key, digest. */
   id: string;
@@ -40,7 +40,7 @@ export function eventJson(env: Envelope): EventJson {
   const out: EventJson = {
     namespace: env.namespace,
     topic: env.topic,
-    type: SEED_TYPES[env.topic] ?? env.topic.replace(/^\//, ''),
+    type: V0_TYPES[env.topic] ?? env.topic.replace(/^\//, ''),
     id,
   };
   const ts = isoTime(env.timestamp);

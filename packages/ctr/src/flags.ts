@@ -33,17 +33,9 @@ export const globalFlags = {
   }),
 };
 
-/** The seed's `containers start/exec` use -a for --attach, so there --address has no short form. */
-export const globalFlagsWithoutAddressChar = {
-  ...globalFlags,
-  address: Flags.string({
-    summary: globalFlags.address.summary,
-    helpGroup: GLOBAL,
-    helpValue: 'PATH',
-  }),
-};
-
 export const jsonFlag = Flags.boolean({ summary: 'print the result as JSON (shapes in the README)' });
+/** On commands whose output is JSON anyway: accepted, so that --json can go on every data command. */
+export const jsonAnywayFlag = Flags.boolean({ summary: 'print the result as JSON (it always is here)' });
 export const quietFlag = Flags.boolean({ char: 'q', summary: 'print only ids, one per line' });
 export const allNamespacesFlag = Flags.boolean({
   char: 'A',

@@ -1,5 +1,8 @@
 import { UsageError } from './errors.js';
 
+/** The OCI bundle a container was started from (`containers start ID BUNDLE`), shown as its PATH. */
+export const BUNDLE_LABEL = 'io.ctrd/bundle';
+
 /** `key=value` arguments; `key=` (or a bare `key`) means "clear this label", as in containerd's ctr. */
 export function parseLabelArgs(args: readonly string[]): Record<string, string> {
   const labels: Record<string, string> = {};

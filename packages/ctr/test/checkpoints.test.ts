@@ -12,7 +12,7 @@ mkdirSync(join(dir, 'rootfs'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('ctr checkpoints', () => {
-  it('create checkpoints with the seed’s options; the list shows NAME TCP UNIX SOCKETS SHELL', async () => {
+  it('create checkpoints with containerd 0.x’s options; the list shows NAME TCP UNIX SOCKETS SHELL', async () => {
     const d = new FakeDaemon();
     const t = new FakeTasks();
     t.program = (io) => io.killed.then(() => 0);

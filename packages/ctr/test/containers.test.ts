@@ -238,6 +238,11 @@ describe('ctr containers ls / info / label / rm', () => {
     const d = daemon();
     const res = await runCtr(['c', 'label', 'redis', 'app=', 'tier=db'], { routes: d.routes });
     expect(res).toEqual({ code: 0, stdout: 'tier=db\n', stderr: '' });
+    const json = await runCtr(['c', 'label', '--json', 'redis', 'z=1'], { routes: d.routes });
+    expect(JSON.parse(json.stdout)).toEqual({ tier: 'db', z: '1' });
+    expect(JSON.parse((await runCtr(['c', 'info', '--json', 'redis'], { routes: d.routes })).stdout).id).toBe(
+      'redis',
+    );
   });
 
   it('rejects unknown flags even where any number of arguments is allowed', async () => {

@@ -41,7 +41,7 @@ function daemon(): FakeDaemon {
 }
 
 describe('ctr events', () => {
-  it('prints the seed’s TYPE ID PID STATUS lines, scoped to the namespace', async () => {
+  it('prints containerd 0.x’s TYPE ID PID STATUS lines, scoped to the namespace', async () => {
     const d = daemon();
     const res = await runCtr(['events'], { routes: d.routes });
     expect(res).toEqual({

@@ -195,6 +195,18 @@ describe('global flags before the command', () => {
     expect(hoistGlobalFlags(['-a', '/x', 'containers'], isCommand)).toEqual(['containers', '-a', '/x']);
   });
 
+  it('hoists --json and --timeout too, so `ctr --json c ls` is `ctr c ls --json`', () => {
+    expect(hoistGlobalFlags(['--json', 'c', 'ls'], isCommand)).toEqual(['c', 'ls', '--json']);
+    expect(hoistGlobalFlags(['--timeout', '5s', '-n', 'x', '--json', 'version'], isCommand)).toEqual([
+      'version',
+      '--timeout',
+      '5s',
+      '-n',
+      'x',
+      '--json',
+    ]);
+  });
+
   it('leaves other orders alone and shows help for flags without a command', () => {
     expect(hoistGlobalFlags(['c', 'ls', '-n', 'x'], isCommand)).toEqual(['c', 'ls', '-n', 'x']);
     expect(hoistGlobalFlags(['-a', '/x'], isCommand)).toEqual([]);

@@ -195,6 +195,7 @@ describe('ctr images ls, tag, label, rm, check, export', () => {
     expect((await ctr(['i', 'tag', '--force', 'x.io/bb:1', 'x.io/bb:2'])).code).toBe(0);
     expect((await ctr(['i', 'label', 'x.io/bb:2', 'a=1', 'b=2'])).stdout).toBe('a=1,b=2\n');
     expect((await ctr(['i', 'label', 'x.io/bb:2', 'a='])).stdout).toBe('b=2\n');
+    expect(JSON.parse((await ctr(['i', 'label', '--json', 'x.io/bb:2'])).stdout)).toEqual({ b: '2' });
     const rm = await ctr(['i', 'rm', '--sync', 'x.io/bb:2', 'x.io/nope:1']);
     expect(rm).toMatchObject({ code: 0, stdout: 'x.io/bb:2\n' });
     expect(rm.stderr).toContain('image "x.io/nope:1": not found');
@@ -290,6 +291,9 @@ describe('ctr content and snapshots', () => {
     expect(ls.stdout.split('\n')[0]).toMatch(/^KEY\s+PARENT\s+KIND$/);
     expect(ls.stdout).toMatch(new RegExp(`${c1}\\s+${c0}\\s+Committed`));
     expect((await ctr(['snapshots', 'tree'])).stdout).toBe(` ${c0}\n  \\_ ${c1}\n`);
+    expect(JSON.parse((await ctr(['snapshots', 'tree', '--json'])).stdout)).toEqual([
+      { key: c0, children: [{ key: c1, children: [] }] },
+    ]);
     expect(JSON.parse((await ctr(['snapshots', 'info', c1!])).stdout)).toMatchObject({
       key: c1,
       parent: c0,

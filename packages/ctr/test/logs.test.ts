@@ -1,49 +1,91 @@
-import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import type { ConnectRouter } from '@connectrpc/connect';
-import { Status } from '@ctrd/api-proto/task-types';
-import { TasksService } from '@ctrd/api-proto/tasks';
-import { FakeDaemon } from './fake-daemon.js';
-import { Capture, runCtr } from './helpers.js';
+import { create } from '@bufbuild/protobuf';
+import { Code, type ConnectRouter, ConnectError } from '@connectrpc/connect';
+import { fromTimestamp, toTimestamp } from '@ctrd/api-proto/client';
+import {
+  type LogEntry,
+  LogEntrySchema,
+  LogStream,
+  LogsService,
+  type ReadRequest,
+  ReadResponseSchema,
+} from '@ctrd/api-proto/logs';
+import { describe, expect, it } from 'vitest';
+import { runCtr } from './helpers.js';
 
-const state = mkdtempSync(join(tmpdir(), 'ctr-logs-'));
-afterAll(() => rmSync(state, { recursive: true, force: true }));
+// ctr logs reads ctrd.services.logs.v1.Logs and nothing else: no file of the daemon's host.
 
-const line = (time: string, stream: string, log: string) => `${JSON.stringify({ time, stream, log })}\n`;
-
-describe('ctr logs', () => {
-  const bundle = join(state, 'bundles', 'default', 'web');
-  mkdirSync(bundle, { recursive: true });
-  writeFileSync(join(bundle, 'container.log.1'), line('2026-11-23T07:00:00.000Z', 'stdout', 'old\n'));
-  writeFileSync(
-    join(bundle, 'container.log'),
-    line('2026-11-23T08:00:00.000Z', 'stdout', 'one\n') +
-      line('2026-11-23T08:00:01.000Z', 'stderr', 'two\n') +
-      line('2026-11-23T08:00:02.000Z', 'stdout', 'three\n') +
-      '{"time":"2026-11-23T08:00:03.000Z","stream":"stdout","log":"partial',
-  );
-  const env = { CTRD_STATE_DIR: state };
-  const d = new FakeDaemon();
-  d.addContainer('default', { id: 'web' });
-  d.addContainer('default', { id: 'quiet' });
-
-  it('prints stdout lines to stdout and stderr lines to stderr, rotated file first', async () => {
-    const res = await runCtr(['logs', 'web'], { routes: d.routes, env });
-    expect(res).toEqual({ code: 0, stdout: 'old\none\nthree\n', stderr: 'two\n' });
+const entry = (time: string, stream: 'stdout' | 'stderr', line: string): LogEntry =>
+  create(LogEntrySchema, {
+    time: toTimestamp(new Date(time)),
+    stream: stream === 'stdout' ? LogStream.STDOUT : LogStream.STDERR,
+    line,
   });
 
-  it('--tail, --since, --timestamps and --json', async () => {
-    expect((await runCtr(['logs', '--tail', '1', 'web'], { routes: d.routes, env })).stdout).toBe('three\n');
-    const since = await runCtr(['logs', '--since', '2026-11-23T08:00:01Z', '-n', 'default', 'web'], {
-      routes: d.routes,
-      env,
+/** A Logs service over fixed entries, applying since, tail and streams as the shim does. */
+class FakeLogs {
+  requests: { namespace: string; req: ReadRequest }[] = [];
+  entries: LogEntry[] = [
+    entry('2026-11-23T08:00:00.000Z', 'stdout', 'one\n'),
+    entry('2026-11-23T08:00:01.000Z', 'stderr', 'two\n'),
+    entry('2026-11-23T08:00:02.000Z', 'stdout', 'three\n'),
+  ];
+  /** Sent after the kept entries when follow is set; then the stream ends (the task exited). */
+  followed: LogEntry[][] = [];
+  error: ConnectError | undefined;
+
+  routes = (router: ConnectRouter): void => {
+    const self = this;
+    router.service(LogsService, {
+      async *read(req, ctx) {
+        self.requests.push({ namespace: ctx.requestHeader.get('containerd-namespace') ?? '', req });
+        if (self.error) throw self.error;
+        const since = fromTimestamp(req.since)?.getTime();
+        let kept = self.entries.filter(
+          (e) =>
+            (req.streams.length === 0 || req.streams.includes(e.stream)) &&
+            (since === undefined || (fromTimestamp(e.time)?.getTime() ?? 0) >= since),
+        );
+        if (req.tail !== undefined) kept = req.tail === 0 ? [] : kept.slice(-req.tail);
+        yield create(ReadResponseSchema, { entries: kept });
+        if (req.follow) {
+          for (const batch of self.followed) {
+            await new Promise((r) => setTimeout(r, 5));
+            yield create(ReadResponseSchema, { entries: batch });
+          }
+        }
+      },
     });
-    expect(since).toEqual({ code: 0, stdout: 'three\n', stderr: 'two\n' });
-    const ts = await runCtr(['logs', '--timestamps', '--tail', '1', 'web'], { routes: d.routes, env });
-    expect(ts.stdout).toBe('2026-11-23T08:00:02.000Z three\n');
-    const json = await runCtr(['logs', '--json', '--tail', '2', 'web'], { routes: d.routes, env });
+  };
+}
+
+describe('ctr logs', () => {
+  it('prints stdout lines to stdout and stderr lines to stderr, from the daemon', async () => {
+    const logs = new FakeLogs();
+    const res = await runCtr(['logs', 'web'], { routes: logs.routes, env: { CTRD_NAMESPACE: 'k8s.io' } });
+    expect(res).toEqual({ code: 0, stdout: 'one\nthree\n', stderr: 'two\n' });
+    expect(logs.requests[0]?.req.tail).toBeUndefined();
+    expect(logs.requests).toEqual([
+      {
+        namespace: 'k8s.io',
+        req: expect.objectContaining({ containerId: 'web', follow: false, streams: [] }),
+      },
+    ]);
+  });
+
+  it('--tail, --since, --stream, --timestamps and --json', async () => {
+    const logs = new FakeLogs();
+    const run = (...args: string[]) => runCtr(['logs', ...args, 'web'], { routes: logs.routes });
+    expect((await run('--tail', '1')).stdout).toBe('three\n');
+    expect(await run('--since', '2026-11-23T08:00:01Z')).toEqual({
+      code: 0,
+      stdout: 'three\n',
+      stderr: 'two\n',
+    });
+    expect(fromTimestamp(logs.requests[1]?.req.since)?.toISOString()).toBe('2026-11-23T08:00:01.000Z');
+    expect(await run('--stream', 'stderr')).toEqual({ code: 0, stdout: '', stderr: 'two\n' });
+    expect(logs.requests[2]?.req.streams).toEqual([LogStream.STDERR]);
+    expect((await run('--timestamps', '--tail', '1')).stdout).toBe('2026-11-23T08:00:02.000Z three\n');
+    const json = await run('--json', '--tail', '2');
     expect(
       json.stdout
         .trim()
@@ -53,67 +95,61 @@ describe('ctr logs', () => {
       { time: '2026-11-23T08:00:01.000Z', stream: 'stderr', log: 'two\n' },
       { time: '2026-11-23T08:00:02.000Z', stream: 'stdout', log: 'three\n' },
     ]);
+    const bad = await run('--stream', 'both');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--stream');
   });
 
-  it('tells "no log yet" from "no such container"', async () => {
-    const quiet = await runCtr(['logs', 'quiet'], { routes: d.routes, env });
-    expect(quiet.code).toBe(0);
-    expect(quiet.stderr).toContain('ctr: container "quiet" has no log yet at');
-    const ghost = await runCtr(['logs', 'ghost'], { routes: d.routes, env });
-    expect(ghost).toEqual({
+  it('-f prints what follows until the stream ends (the task exited)', async () => {
+    const logs = new FakeLogs();
+    logs.followed = [
+      [entry('2026-11-23T08:00:03.000Z', 'stdout', 'four\n')],
+      [entry('2026-11-23T08:00:04.000Z', 'stderr', 'five\n')],
+    ];
+    const res = await runCtr(['logs', '-f', '--tail', '1', 'web'], { routes: logs.routes });
+    expect(res).toEqual({ code: 0, stdout: 'three\nfour\n', stderr: 'five\n' });
+    expect(logs.requests[0]?.req.follow).toBe(true);
+  });
+
+  it("passes the daemon's reasons on, with exit 1", async () => {
+    const logs = new FakeLogs();
+    logs.error = new ConnectError(
+      // As ctrd's server sends it: containerd's class suffix, which the client strips.
+      'task of container "quiet" in namespace "default" (a task\'s output is kept until the task is deleted): not found',
+      Code.NotFound,
+    );
+    expect(await runCtr(['logs', 'quiet'], { routes: logs.routes })).toEqual({
       code: 1,
       stdout: '',
-      stderr: 'ctr: container "ghost" in namespace "default": not found\n',
+      stderr:
+        'ctr: task of container "quiet" in namespace "default" (a task\'s output is kept until the task is deleted): not found\n',
     });
   });
-});
 
-describe('ids that would escape the state dir', () => {
-  it('are refused before any file is read', async () => {
-    const res = await runCtr(['logs', '../../etc'], {
-      routes: new FakeDaemon().routes,
-      env: { CTRD_STATE_DIR: state },
-    });
-    expect(res.code).toBe(2);
-    expect(res.stdout).toBe('');
-    expect(res.stderr).toMatch(/^ctr: container "\.\.\/\.\.\/etc": identifier must be letters and digits/);
+  it('says so when the daemon keeps no output (a stock containerd)', async () => {
+    const logs = new FakeLogs();
+    logs.error = new ConnectError('unknown service ctrd.services.logs.v1.Logs', Code.Unimplemented);
+    const res = await runCtr(['logs', '-a', '/x/containerd.sock', 'web'], { routes: logs.routes });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(
+      'ctr: the daemon at /x/containerd.sock keeps no container output (it serves no ctrd.services.logs.v1.Logs): ' +
+        'a stock containerd keeps none; read the output when the task runs (ctr run, ctr tasks start)\n',
+    );
   });
-});
 
-describe('ctr logs -f', () => {
-  it('prints lines as they are appended, across a rotation, and stops once there is no live task', async () => {
-    const bundle = join(state, 'bundles', 'default', 'follow');
-    mkdirSync(bundle, { recursive: true });
-    const file = join(bundle, 'container.log');
-    writeFileSync(file, line('2026-11-23T08:00:00.000Z', 'stdout', 'first\n'));
-    const d = new FakeDaemon();
-    d.addContainer('default', { id: 'follow' });
-    // The task runs until the test has written everything, then stops.
-    let live = true;
-    const routes = (router: ConnectRouter) => {
-      d.routes(router);
-      router.service(TasksService, {
-        get: () => ({ process: { id: 'follow', status: live ? Status.RUNNING : Status.STOPPED } }),
-      });
-    };
-    const stdout = new Capture();
-    const stderr = new Capture();
-    const running = runCtr(['logs', '-f', 'follow'], {
-      routes,
-      env: { CTRD_STATE_DIR: state },
-      stdout,
-      stderr,
+  it('refuses an id that is no identifier before any call, and ignores --state-dir with a note', async () => {
+    const logs = new FakeLogs();
+    const bad = await runCtr(['logs', '../../etc'], { routes: logs.routes });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^ctr: container "\.\.\/\.\.\/etc": identifier must be letters and digits/);
+    expect(logs.requests).toEqual([]);
+    const old = await runCtr(['logs', '--state-dir', '/run/ctrd', '--tail', '1', 'web'], {
+      routes: logs.routes,
     });
-    await expect.poll(() => stdout.text).toBe('first\n');
-    appendFileSync(file, line('2026-11-23T08:00:01.000Z', 'stdout', 'second\n'));
-    await expect.poll(() => stdout.text).toBe('first\nsecond\n');
-    // The shim rotates right after a write: the file becomes container.log.1 and a new one starts.
-    appendFileSync(file, line('2026-11-23T08:00:01.500Z', 'stdout', 'last of the old file\n'));
-    renameSync(file, `${file}.1`);
-    writeFileSync(file, line('2026-11-23T08:00:02.000Z', 'stderr', 'third\n'));
-    await expect.poll(() => stderr.text).toBe('third\n');
-    live = false;
-    const res = await running;
-    expect(res).toEqual({ code: 0, stdout: 'first\nsecond\nlast of the old file\n', stderr: 'third\n' });
+    expect(old).toEqual({
+      code: 0,
+      stdout: 'three\n',
+      stderr: 'ctr: --state-dir is ignored: the output comes from the daemon now\n',
+    });
   });
 });

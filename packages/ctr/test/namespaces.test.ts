@@ -61,6 +61,8 @@ describe('ctr namespaces', () => {
     const d = daemon();
     const res = await runCtr(['ns', 'label', 'k8s.io', 'team=', 'b=2'], { routes: d.routes });
     expect(res).toEqual({ code: 0, stdout: 'a=1,b=2\n', stderr: '' });
+    const json = await runCtr(['ns', 'label', '--json', 'k8s.io'], { routes: d.routes });
+    expect(json).toEqual({ code: 0, stdout: '{\n  "a": "1",\n  "b": "2"\n}\n', stderr: '' });
   });
 
   it('create without a name is a usage error', async () => {

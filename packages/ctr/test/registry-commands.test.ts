@@ -120,6 +120,8 @@ describe('ctr images pull / push, content fetch', () => {
     expect(both.stderr).toMatch(/--platform and --all-platforms: give one or the other/);
     const bad = await runCtr(['images', 'pull', 'Not/Valid'], { routes: store.routes });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/image reference "Not\/Valid": repository name must be lowercase/);
+    expect(bad.stderr).toMatch(
+      /image reference "Not\/Valid": invalid reference format: repository name must be lowercase/,
+    );
   });
 });

@@ -157,6 +157,23 @@ describe('ctr run IMAGE', () => {
     expect(s.leases.size).toBe(0);
   });
 
+  it('refuses a malformed image reference before any call', async () => {
+    const calls = [...d.calls];
+    const storeCalls = [...s.calls];
+    for (const ref of ['Bad//Ref', 'bad//ref', 'x::y']) {
+      const res = await runCtr(['run', '--rm', '--fifo-dir', fifoDir, ref, 'c2'], { routes });
+      expect(res.code).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toMatch(
+        new RegExp(`^ctr: image reference "${ref.replace(/[/]/g, '\\/')}": invalid reference format`),
+      );
+      const created = await runCtr(['c', 'create', ref, 'c3'], { routes });
+      expect(created.stderr).toBe(res.stderr);
+    }
+    expect(d.calls).toEqual(calls);
+    expect(s.calls).toEqual(storeCalls);
+  });
+
   it('usage errors: image without an id', async () => {
     const res = await runCtr(['run', 'docker.io/library/tool:1'], { routes });
     expect(res.code).toBe(2);

@@ -225,7 +225,7 @@ describe('ctr tasks', () => {
   });
 });
 
-describe('the seed’s verbs', () => {
+describe('containerd 0.x’s verbs', () => {
   it('`ctr containers` lists ID PATH STATUS PID1', async () => {
     t.program = (io) => io.killed.then(() => 0);
     await run(['-d', '--rootfs', rootfs, 'redis', 'redis-server']);
@@ -258,6 +258,14 @@ describe('the seed’s verbs', () => {
     t.program = (io) => io.killed.then(() => 0);
     const started = await runCtr(['containers', 'start', 'seed', bundle], { routes });
     expect(started).toEqual({ code: 0, stdout: '', stderr: '' });
+    // PATH is the bundle, as containerd 0.x's `ctr containers` showed it.
+    const rows = await runCtr(['containers'], { routes });
+    expect(rows.stdout).toMatch(new RegExp(`^ID +PATH +STATUS +PID1\\nseed +${bundle} +running +\\d+\\n$`));
+    expect(JSON.parse((await runCtr(['containers', '--json'], { routes })).stdout)[0].path).toBe(bundle);
+    // -a is --address here as everywhere: the bundle directory is taken for the socket.
+    const attach = await runCtr(['containers', 'start', '-a', 'other', bundle], { routes });
+    expect(attach.code).toBe(2);
+    expect(attach.stderr).toMatch(/^ctr: missing 1 required arg:\nbundle/i);
     const spec = unpackJson<OciSpec>(d.containers.get('default')?.get('seed')?.spec, OCI_SPEC_URL);
     expect(spec.root.path).toBe(join(bundle, 'rootfs'));
     const exec = await runCtr(['containers', 'exec', '--id', 'seed', 'top'], { routes });

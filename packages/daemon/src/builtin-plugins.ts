@@ -9,6 +9,7 @@ import { Exchange } from './services/exchange.js';
 import { healthService, LocalHealth } from './services/health.js';
 import { introspectionService, LocalIntrospection, serverUuid } from './services/introspection.js';
 import { LocalLeases, leasesService } from './services/leases.js';
+import { logsGrpcPlugin } from './services/logs.js';
 import { LocalNamespaces, namespacesService } from './services/namespaces.js';
 import { snapshotPlugins, snapshotsGrpcPlugin } from './services/snapshots.js';
 import { tasksGrpcPlugin, tasksServicePlugin } from './services/tasks.js';
@@ -114,6 +115,7 @@ export function builtinPlugins(opts: BuiltinOptions): PluginRegistration[] {
       eventHistoryService(ctx.get(PluginType.Event, 'exchange')),
     ]),
     tasksGrpcPlugin(),
+    logsGrpcPlugin(),
     snapshotsGrpcPlugin(),
     ...contentGrpcPlugins(),
     diffGrpcPlugin(),

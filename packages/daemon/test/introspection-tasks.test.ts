@@ -39,6 +39,7 @@ describe('Introspection and Version', () => {
       'leases',
       'events',
       'tasks',
+      'logs',
       'snapshots',
       'content',
       'images',

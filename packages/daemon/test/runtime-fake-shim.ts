@@ -2,6 +2,13 @@ import { create } from '@bufbuild/protobuf';
 import { createInMemoryClient, NotFound, NotImplemented, Unavailable, service } from '@ctrd/api-proto';
 import { StateResponseSchema, TaskService } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
+import {
+  LogEntrySchema,
+  LogStream,
+  type ReadRequest,
+  type ReadResponse,
+  ReadResponseSchema,
+} from '@ctrd/api-proto/logs';
 import type { DeadTaskExit, ShimConnection, ShimLauncher } from '../src/runtime/shim-launcher.js';
 
 // A launcher whose shims are in-memory Task services: what the manager and LocalTasks see of a
@@ -31,6 +38,10 @@ export class FakeLauncher implements ShimLauncher {
   /** ctrd.shim.v1.Tasks/List calls; with supportsList off the shims answer NotImplemented (an older shim). */
   listCalls = 0;
   supportsList = true;
+  /** ctrd.shim.v1.Logs: off, the shims answer NotImplemented; `undefined`, they lack the call. */
+  supportsLogs: boolean | undefined = true;
+  /** What each shim's Logs/Read received, as `namespace/id`. */
+  readonly logReads: { namespace: string; request: ReadRequest }[] = [];
   private nextPid = 1000;
 
   async start(namespace: string, shimId: string): Promise<string> {
@@ -105,9 +116,26 @@ export class FakeLauncher implements ShimLauncher {
           create(StateResponseSchema, { id, bundle: t.bundle, pid: t.pid, status: t.status }),
         );
     };
+    const supportsLogs = this.supportsLogs;
+    const logReads = this.logReads;
+    // Echoes the request as lines, so a test sees what reached the shim.
+    async function* readLogs(request: ReadRequest): AsyncGenerator<ReadResponse> {
+      if (supportsLogs === false) throw new NotImplemented('ctrd.shim.v1.Logs/Read: not implemented');
+      task(request.containerId);
+      logReads.push({ namespace, request });
+      const line = (text: string) =>
+        create(LogEntrySchema, {
+          line: `${text}\n`,
+          stream: LogStream.STDOUT,
+          time: { seconds: 1n, nanos: 0 },
+        });
+      yield create(ReadResponseSchema, { entries: [line(`${namespace}/${request.containerId}`)] });
+      if (request.follow) yield create(ReadResponseSchema, { entries: [line('followed')] });
+    }
     return {
       client: createInMemoryClient(TaskService, { services: [impl], namespace }),
       listTasks,
+      readLogs: supportsLogs === undefined ? undefined : readLogs,
       close() {},
     };
   }

@@ -12,6 +12,26 @@ export const MAX_LINE_BYTES = 16 * 1024;
 
 export type LogStream = 'stdout' | 'stderr';
 
+/** One line of output as the file keeps it (a JSON line). */
+export interface LogRecord {
+  time: string;
+  stream: LogStream;
+  log: string;
+}
+
+/** Told of every record written after it subscribed, and of the file's close (the task is gone). */
+export interface LogListener {
+  record(r: LogRecord): void;
+  closed(): void;
+}
+
+/** The file's content at one instant: descriptors opened then, oldest first, with the bytes to read. */
+export interface LogSnapshot {
+  parts: { fd: number; size: number }[];
+  /** Closes the descriptors. */
+  release(): void;
+}
+
 export interface LogFileOptions {
   /** Size at which the file rotates (default 10 MiB); with the one backup that bounds it at 2x. */
   maxBytes?: number;
@@ -30,6 +50,7 @@ export class LogFile {
   // Chunks can split a UTF-8 sequence; a decoder per stream carries the bytes over.
   private decoders: Partial<Record<LogStream, StringDecoder>> = {};
   private closed = false;
+  private readonly listeners = new Set<LogListener>();
 
   constructor(path: string, opts: LogFileOptions = {}) {
     this.path = path;
@@ -84,14 +105,58 @@ export class LogFile {
     this.flush();
     this.closed = true;
     closeSync(this.fd);
+    for (const l of this.listeners) l.closed();
+    this.listeners.clear();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * What is in the file now (the backup, then the current file, as descriptors: a rotation after
+   * this leaves them readable) and, through `listener`, every record written from now on. Both
+   * are taken in one synchronous step, and writes are synchronous too, so a reader that reads the
+   * snapshot and then the records sees each line once. Returns the unsubscribe function with it.
+   */
+  snapshot(listener?: LogListener): { snapshot: LogSnapshot; unsubscribe: () => void } {
+    const parts: { fd: number; size: number }[] = [];
+    try {
+      const fd = openSync(`${this.path}.1`, 'r');
+      parts.push({ fd, size: fstatSync(fd).size });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (!this.closed) {
+      const fd = openSync(this.path, 'r');
+      parts.push({ fd, size: this.size });
+    }
+    if (listener && !this.closed) this.listeners.add(listener);
+    let released = false;
+    const snapshot: LogSnapshot = {
+      parts,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const p of parts) closeSync(p.fd);
+      },
+    };
+    return {
+      snapshot,
+      unsubscribe: () => {
+        if (listener) this.listeners.delete(listener);
+      },
+    };
   }
 
   private record(stream: LogStream, log: string): void {
-    const line = `${JSON.stringify({ time: this.now().toISOString(), stream, log })}\n`;
+    const rec: LogRecord = { time: this.now().toISOString(), stream, log };
+    const line = `${JSON.stringify(rec)}\n`;
     const bytes = Buffer.byteLength(line);
     if (this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
     writeSync(this.fd, line);
     this.size += bytes;
+    for (const l of this.listeners) l.record(rec);
   }
 
   private rotate(): void {

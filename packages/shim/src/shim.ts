@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
 import type { Server } from '@ctrd/api-proto';
 import { createServer, service } from '@ctrd/api-proto';
-import { ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
+import { ShimLogsService, ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
 import { EventPublisher } from './event-publisher.js';
 import type { DaemonForwarder } from './forwarder.js';
 import { createDaemonForwarder } from './forwarder.js';
@@ -18,7 +18,7 @@ import type { Runtime } from './runtime.js';
 import { shimDir, shimSocketPath } from './socket-address.js';
 import type { Publish, StatsReader } from './task-manager.js';
 import { TaskManager } from './task-manager.js';
-import { createShimTasksService, createTaskService } from './task-service.js';
+import { createShimLogsService, createShimTasksService, createTaskService } from './task-service.js';
 
 // One serving shim process: the reaper, the tasks, the event queue and the Task API server on the
 // shim's socket.
@@ -116,6 +116,10 @@ export class Shim {
         service(
           ShimTasksService,
           createShimTasksService({ manager: this.manager, defaultNamespace: this.opts.namespace }),
+        ),
+        service(
+          ShimLogsService,
+          createShimLogsService({ manager: this.manager, defaultNamespace: this.opts.namespace }),
         ),
       ],
     });

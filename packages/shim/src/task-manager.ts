@@ -43,7 +43,8 @@ import { MountSchema } from '@ctrd/api-proto/types';
 import type { CgroupLocation } from './cgroup-path.js';
 import { findCgroup } from './cgroup-path.js';
 import { exitFilePath, removeExitFile, writeExitFile } from './exit-file.js';
-import { LogFile } from './log-file.js';
+import { LogFile, type LogRecord } from './log-file.js';
+import { type ReadLogOptions, readLog } from './log-reader.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import type { OomWatcher } from './oom-watcher.js';
@@ -443,6 +444,19 @@ export class TaskManager {
       );
       return { pid: p.pid, exitStatus, exitedAt };
     });
+  }
+
+  /**
+   * The task's kept output (init and execs), in batches; with `follow`, until its init has exited
+   * (output drained), the task is deleted, or `signal` aborts.
+   */
+  readLogs(
+    namespace: string,
+    id: string,
+    opts: Omit<ReadLogOptions, 'ended' | 'name'>,
+  ): AsyncGenerator<LogRecord[]> {
+    const task = this.get(namespace, id);
+    return readLog(task.log, { ...opts, ended: task.init.wait(), name: `task ${id}` });
   }
 
   /** The init state of every task in `namespace`, by id (tasks being created are not there yet). */

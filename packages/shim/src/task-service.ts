@@ -1,8 +1,10 @@
 import { create } from '@bufbuild/protobuf';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import { isInvalidArgument, namespaceFromHeaders, toTimestamp } from '@ctrd/api-proto';
-import type { ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
+import { fromTimestamp, isInvalidArgument, namespaceFromHeaders, toTimestamp } from '@ctrd/api-proto';
+import type { LogStream as FileStream } from './log-file.js';
+import { LogStream, type ReadResponse } from '@ctrd/api-proto/logs';
+import type { ShimLogsService, ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
 import {
   ConnectResponseSchema,
   CreateTaskResponseSchema,
@@ -45,6 +47,50 @@ export function createShimTasksService(
       return create(ListTasksResponseSchema, {
         tasks: opts.manager.list(namespaceOf(ctx, opts.defaultNamespace)),
       });
+    },
+  };
+}
+
+const STREAMS: Record<FileStream, LogStream> = {
+  stdout: LogStream.STDOUT,
+  stderr: LogStream.STDERR,
+};
+
+function timeOf(iso: string) {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? undefined : toTimestamp(new Date(ms));
+}
+
+/** ctrd's shim addition: the output kept of each hosted task (ctrd.shim.v1.Logs). */
+export function createShimLogsService(
+  opts: Pick<TaskServiceOptions, 'manager' | 'defaultNamespace'>,
+): ServiceImpl<typeof ShimLogsService> {
+  return {
+    async *read(req, ctx) {
+      const streams = new Set<FileStream>();
+      for (const s of req.streams) {
+        if (s === LogStream.STDOUT) streams.add('stdout');
+        else if (s === LogStream.STDERR) streams.add('stderr');
+      }
+      const records = opts.manager.readLogs(namespaceOf(ctx, opts.defaultNamespace), req.containerId, {
+        since: req.since ? fromTimestamp(req.since) : undefined,
+        tail: req.tail,
+        follow: req.follow,
+        streams,
+        signal: ctx.signal,
+      });
+      for await (const batch of records) {
+        const out: ReadResponse = {
+          $typeName: 'ctrd.services.logs.v1.ReadResponse',
+          entries: batch.map((r) => ({
+            $typeName: 'ctrd.services.logs.v1.LogEntry',
+            time: timeOf(r.time),
+            stream: STREAMS[r.stream],
+            line: r.log,
+          })),
+        };
+        yield out;
+      }
     },
   };
 }

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,15 +10,20 @@ import {
   isNotFound,
   OCI_PROCESS_URL,
   packJson,
+  createInMemoryClient,
+  service,
 } from '@ctrd/api-proto';
+import { LogStream } from '@ctrd/api-proto/logs';
+import { ShimLogsService } from '@ctrd/api-proto/shim';
 import type { TaskExitSchema } from '@ctrd/api-proto/event-types';
 import { CreateTaskRequestSchema, ExecProcessRequestSchema, KillRequestSchema } from '@ctrd/api-proto/shim';
 import { Status } from '@ctrd/api-proto/task-types';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExitInfo } from '../src/reaper.js';
-import type { Runtime } from '../src/runtime.js';
+import type { Runtime, RuntimeCreateOptions } from '../src/runtime.js';
 import type { Publish } from '../src/task-manager.js';
 import { TaskManager } from '../src/task-manager.js';
+import { createShimLogsService } from '../src/task-service.js';
 
 // The task state machine and its events with a fake runtime and a fake reaper: runc itself is covered
 // by e2e/test/shim-tasks.test.ts.
@@ -26,8 +32,14 @@ class FakeRuntime implements Runtime {
   calls: string[] = [];
   nextPid = 1000;
   failStart = false;
-  async create(id: string) {
+  /** Written to the process's stdout and stderr at create, as a process would. */
+  output: { stdout?: string; stderr?: string } = {};
+  async create(id: string, _bundle: string, opts: RuntimeCreateOptions) {
     this.calls.push(`create ${id}`);
+    if (this.output.stdout && opts.stdio.stdout !== undefined)
+      writeSync(opts.stdio.stdout, this.output.stdout);
+    if (this.output.stderr && opts.stdio.stderr !== undefined)
+      writeSync(opts.stdio.stderr, this.output.stderr);
     return this.nextPid++;
   }
   async start(id: string) {
@@ -297,5 +309,40 @@ describe('task manager', () => {
     const w = m.wait('ns', 'a', '', ac.signal);
     ac.abort(new Error('client went away'));
     await expect(w).rejects.toThrow('client went away');
+  });
+
+  it('serves the kept output of a task through ctrd.shim.v1.Logs, following until the exit', async () => {
+    runtime.output = { stdout: 'out 1\nout 2\n', stderr: 'err 1\n' };
+    await m.create('ns', req('a', dir));
+    await m.start('ns', 'a', '');
+    const logs = (namespace: string) =>
+      createInMemoryClient(ShimLogsService, {
+        services: [service(ShimLogsService, createShimLogsService({ manager: m, defaultNamespace: 'x' }))],
+        namespace,
+      });
+    const read = async (r: Parameters<ReturnType<typeof logs>['read']>[0], namespace = 'ns') => {
+      const out: string[] = [];
+      for await (const res of logs(namespace).read(r))
+        for (const e of res.entries)
+          out.push(`${LogStream[e.stream]} ${e.line.trim()} ${e.time ? 'at' : '-'}`);
+      return out;
+    };
+    // The copy from the pipes into the log is asynchronous: wait for it.
+    for (let i = 0; i < 50 && (await read({ containerId: 'a' })).length < 3; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect((await read({ containerId: 'a' })).sort()).toEqual([
+      'STDERR err 1 at',
+      'STDOUT out 1 at',
+      'STDOUT out 2 at',
+    ]);
+    expect(await read({ containerId: 'a', streams: [LogStream.STDOUT], tail: 1 })).toEqual([
+      'STDOUT out 2 at',
+    ]);
+    await expect(read({ containerId: 'b' })).rejects.toSatisfy(isNotFound);
+    await expect(read({ containerId: 'a' }, 'other')).rejects.toSatisfy(isNotFound);
+    const following = read({ containerId: 'a', follow: true, streams: [LogStream.STDERR] });
+    await new Promise((r) => setTimeout(r, 20));
+    reaper.exit(1000, 0);
+    expect(await following).toEqual(['STDERR err 1 at']);
   });
 });

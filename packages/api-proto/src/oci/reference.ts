@@ -82,18 +82,22 @@ export function normalizeReference(ref: string, opts: NormalizeOptions = {}): Re
   const remoteEnd = remainder.search(/[:@]/);
   const remote = remoteEnd === -1 ? remainder : remainder.slice(0, remoteEnd);
   if (remote.toLowerCase() !== remote) {
-    throw new InvalidArgument(`image reference ${shown(ref)}: repository name must be lowercase`);
+    throw new InvalidArgument(
+      `image reference ${shown(ref)}: invalid reference format: repository name must be lowercase`,
+    );
   }
   const m = REFERENCE.exec(`${domain}/${remainder}`);
   if (!m) throw new InvalidArgument(`image reference ${shown(ref)}: invalid reference format`);
   const name = m[1]!;
   if (name.length > MAX_NAME_LENGTH) {
     throw new InvalidArgument(
-      `image reference ${shown(ref)}: repository name longer than ${MAX_NAME_LENGTH} characters`,
+      `image reference ${shown(ref)}: invalid reference format: repository name longer than ${MAX_NAME_LENGTH} characters`,
     );
   }
   if (!DOMAIN_ONLY.test(domain))
-    throw new InvalidArgument(`image reference ${shown(ref)}: invalid registry host`);
+    throw new InvalidArgument(
+      `image reference ${shown(ref)}: invalid reference format: invalid registry host`,
+    );
   let tag = m[2];
   const digest = m[3];
   if (digest !== undefined) {

@@ -1,111 +1,86 @@
-import { join } from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { ContainersService } from '@ctrd/api-proto/containers';
+import { fromTimestamp, isCanceled, isNotImplemented, toTimestamp } from '@ctrd/api-proto/client';
+import { type LogEntry, LogStream, LogsService } from '@ctrd/api-proto/logs';
 import { CtrCommand } from '../base-command.js';
-import { fileId, LOG_FILE_NAME, type LogRecord, readFrom } from '../log-reader.js';
-import { findTask, isLive } from '../tasks-api.js';
-import { parseSince } from '../time.js';
 import { checkId } from '../identifiers.js';
+import { parseSince } from '../time.js';
 
-export const DEFAULT_STATE_DIR = '/run/ctrd';
+const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR } as const;
 
 export default class Logs extends CtrCommand<typeof Logs> {
-  static override summary = "print a container's output from the shim's log file";
+  static override summary = "print a container's output: stdout to stdout, stderr to stderr";
   static override description =
-    "stdout lines go to stdout and stderr lines to stderr. The log lives in the bundle under ctrd's state " +
-    "dir (<state>/bundles/<namespace>/<id>/container.log), so ctr must run on the daemon's host.";
+    'The output comes from the daemon (its Logs service), so ctr can run anywhere the socket reaches, ' +
+    'and it is there for tasks started by any client, stock ctr included. It is kept while the task exists: ' +
+    "'ctr tasks rm' (or 'run --rm') deletes it. A stock containerd keeps no output.";
   static override args = { id: Args.string({ required: true, description: 'container id' }) };
   static override flags = {
     follow: Flags.boolean({
       char: 'f',
-      summary: 'keep printing new output until the task stops (or Ctrl-C)',
+      summary: 'keep printing new output until the task has exited (or Ctrl-C)',
     }),
     tail: Flags.integer({ summary: 'only the last N lines', min: 0, helpValue: 'N' }),
     since: Flags.string({
       summary: 'only lines since TIME (RFC 3339, Unix seconds, or a duration ago like 10m)',
       helpValue: 'TIME',
     }),
+    stream: Flags.string({ summary: 'only this stream', options: ['stdout', 'stderr'] }),
     timestamps: Flags.boolean({ summary: 'prefix each line with its time' }),
-    json: Flags.boolean({ summary: 'print the log records as JSON lines: { time, stream, log }' }),
-    'state-dir': Flags.string({
-      summary: `ctrd's state directory [env: CTRD_STATE_DIR] [default: ${DEFAULT_STATE_DIR}]`,
-      helpValue: 'DIR',
-    }),
+    json: Flags.boolean({ summary: 'print the lines as JSON, one per line: { time, stream, log }' }),
+    // Earlier versions read the log file under the state dir; accepted so that scripts keep working.
+    'state-dir': Flags.string({ hidden: true }),
   };
 
   async run(): Promise<void> {
     const id = checkId(this.args.id, 'container');
-    checkId(this.clients.namespace, 'namespace');
-    const stateDir = this.flags['state-dir'] ?? this.io.env.CTRD_STATE_DIR ?? DEFAULT_STATE_DIR;
-    const path = join(stateDir, 'bundles', this.clients.namespace, id, LOG_FILE_NAME);
-    const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since).getTime();
-    const keep = (r: LogRecord) => since === undefined || Date.parse(r.time) >= since;
-
-    const rotated = await readFrom(`${path}.1`, 0);
-    const current = await readFrom(path, 0);
-    if (!(await fileId(path)) && !(await fileId(`${path}.1`))) {
-      // Distinguish "no such container" from "no output yet".
-      await this.clients.get(ContainersService).get({ id });
-      if (!this.flags.follow) {
-        this.note(`container "${id}" has no log yet at ${path} (has its task run? is --state-dir right?)`);
-        return;
-      }
+    if (this.flags['state-dir'] !== undefined) {
+      this.note('--state-dir is ignored: the output comes from the daemon now');
     }
-    let records = [...rotated.records, ...current.records].filter(keep);
-    if (this.flags.tail !== undefined) records = this.flags.tail === 0 ? [] : records.slice(-this.flags.tail);
-    for (const r of records) this.print(r);
-    if (this.flags.follow) await this.follow(path, current.offset, keep);
+    const since = this.flags.since === undefined ? undefined : parseSince(this.flags.since);
+    const stream = this.flags.stream as keyof typeof STREAMS | undefined;
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    if (this.flags.follow) {
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }
+    try {
+      const answers = this.clients.get(LogsService).read(
+        {
+          containerId: id,
+          since: toTimestamp(since),
+          tail: this.flags.tail,
+          follow: this.flags.follow,
+          streams: stream ? [STREAMS[stream]] : [],
+        },
+        { signal: abort.signal },
+      );
+      for await (const answer of answers) for (const entry of answer.entries) this.print(entry);
+    } catch (err) {
+      if (abort.signal.aborted || isCanceled(err)) return;
+      // grpc-go's answer for a service it does not serve (a stock containerd).
+      if (isNotImplemented(err) && /unknown service/i.test((err as Error).message)) {
+        throw new Error(
+          `the daemon at ${this.address.value} keeps no container output (it serves no ctrd.services.logs.v1.Logs): ` +
+            'a stock containerd keeps none; read the output when the task runs (ctr run, ctr tasks start)',
+          { cause: err },
+        );
+      }
+      throw err;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
   }
 
-  private print(r: LogRecord): void {
+  private print(entry: LogEntry): void {
+    const stream = entry.stream === LogStream.STDERR ? 'stderr' : 'stdout';
+    const time = fromTimestamp(entry.time)?.toISOString() ?? '';
     if (this.flags.json) {
-      this.io.stdout.write(`${JSON.stringify(r)}\n`);
+      this.io.stdout.write(`${JSON.stringify({ time, stream, log: entry.line })}\n`);
       return;
     }
-    const text = this.flags.timestamps ? `${r.time} ${r.log}` : r.log;
-    (r.stream === 'stderr' ? this.io.stderr : this.io.stdout).write(text);
-  }
-
-  private async follow(path: string, start: number, keep: (r: LogRecord) => boolean): Promise<void> {
-    let offset = start;
-    let ino = (await fileId(path))?.ino;
-    let stop = false;
-    const onSignal = () => {
-      stop = true;
-    };
-    process.once('SIGINT', onSignal);
-    let quiet = 0;
-    try {
-      while (!stop) {
-        const id = await fileId(path);
-        if (id && ino !== undefined && id.ino !== ino) {
-          // Rotated: finish what was appended to the old file (now `.1`) before starting the new one.
-          const old = await fileId(`${path}.1`);
-          if (old?.ino === ino) {
-            const rest = await readFrom(`${path}.1`, offset);
-            for (const r of rest.records) if (keep(r)) this.print(r);
-          }
-          offset = 0;
-        }
-        if (id) ino = id.ino;
-        const next = await readFrom(path, offset);
-        offset = next.offset;
-        for (const r of next.records) if (keep(r)) this.print(r);
-        quiet = next.records.length > 0 ? 0 : quiet + 1;
-        // After a quiet second, see whether there is still a task to wait for.
-        if (quiet >= 4) {
-          quiet = 0;
-          const task = await findTask(this.clients, this.args.id);
-          if (!task || !isLive(task.status)) {
-            const last = await readFrom(path, offset);
-            for (const r of last.records) if (keep(r)) this.print(r);
-            return;
-          }
-        }
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    } finally {
-      process.off('SIGINT', onSignal);
-    }
+    const text = this.flags.timestamps ? `${time} ${entry.line}` : entry.line;
+    (stream === 'stderr' ? this.io.stderr : this.io.stdout).write(text);
   }
 }

@@ -17,11 +17,19 @@ export default class Run extends CtrCommand<typeof Run> {
     'With --rootfs, write `--` instead of an ID to have one generated (printed on stderr, or stdout with -d).';
   static override strict = false;
   static override stopAtFirstArg = true;
-  static override args = { id: Args.string({ description: 'image (with --rootfs: the container id)' }) };
+  static override args = {
+    image: Args.string({
+      description: 'image to run, e.g. docker.io/library/busybox:latest (with --rootfs: the container id)',
+    }),
+    id: Args.string({ description: 'container id (with --rootfs: the command)' }),
+    command: Args.string({
+      description: "command and its arguments (default: the image's entrypoint and command)",
+    }),
+  };
   static override usage = [
-    '<%= command.id %> [FLAGS] IMAGE ID [CMD [ARG...]]',
-    '<%= command.id %> --rootfs DIR [FLAGS] ID CMD [ARG...]',
-    '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
+    '<%= command.id %> [FLAGS] IMAGE ID [COMMAND [ARG...]]',
+    '<%= command.id %> --rootfs DIR [FLAGS] ID COMMAND [ARG...]',
+    '<%= command.id %> --rootfs DIR [FLAGS] -- COMMAND [ARG...]',
   ];
   static override examples = [
     '<%= config.bin %> run --rm docker.io/library/busybox:latest hello echo hi',
@@ -40,15 +48,16 @@ export default class Run extends CtrCommand<typeof Run> {
     let id: string | undefined;
     let args: string[];
     let image: string | undefined;
+    const positionals = this.positionals;
     if (fromImage) {
-      image = this.args.id;
-      id = this.rest[0];
-      args = this.rest.slice(1);
+      image = positionals[0];
+      id = positionals[1];
+      args = positionals.slice(2);
       if (!image) this.usageError('give an image and a container id, or --rootfs DIR');
       if (!id) this.usageError(`give a container id after the image ${image}`);
     } else {
-      id = generated ? generateId() : this.args.id;
-      args = generated ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined) : this.rest;
+      id = generated ? generateId() : positionals[0];
+      args = generated ? positionals : positionals.slice(1);
       if (!id) this.usageError('give a container id, or `--` before the command to generate one');
       if (args.length === 0) this.usageError('give the command to run after the container id');
     }

@@ -34,6 +34,7 @@ import type {
   WaitResponse,
 } from '@ctrd/api-proto/tasks';
 import { DeleteResponseSchema, WaitResponseSchema } from '@ctrd/api-proto/tasks';
+import type { ReadRequest, ReadResponse } from '@ctrd/api-proto/logs';
 import { type Metric, MetricSchema } from '@ctrd/api-proto/types';
 import type { ProcessInfo } from '@ctrd/api-proto/task-types';
 import type { LocalContainers } from '../services/containers.js';
@@ -283,6 +284,40 @@ export class LocalTasks {
       .flat()
       .filter((p): p is Process => p !== undefined)
       .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * The output the task's shim keeps (ctrd.services.logs.v1.Logs/Read), relayed from the shim:
+   * whoever created the task, ctrd's shim tees its stdout and stderr into the bundle's log.
+   */
+  async *readLogs(ns: string, req: ReadRequest, signal?: AbortSignal): AsyncGenerator<ReadResponse> {
+    const id = req.containerId;
+    let shim: Shim;
+    try {
+      shim = this.shimFor(ns, id);
+    } catch (e) {
+      if (isNotFound(e) && this.opts.containers.exists(ns, id)) {
+        // The client adds ": not found".
+        throw new NotFound(
+          `task of container "${id}" in namespace "${ns}" (a task's output is kept until the task is deleted)`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    const noLog = () =>
+      new NotImplemented(
+        `task ${id}: its shim keeps no output (only ctrd-shim does): read the task's stdio instead`,
+      );
+    const read = shim.readLogs;
+    if (!read) throw noLog();
+    try {
+      yield* read({ ...req, containerId: id }, signal);
+    } catch (e) {
+      if (isNotImplemented(e)) throw noLog();
+      if (isUnavailable(e)) void this.manager.check(shim);
+      throw e;
+    }
   }
 
   /** Every task's state on `shim` in one call; undefined when the shim lacks ctrd's List. */

@@ -4,13 +4,17 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Client } from '@connectrpc/connect';
 import { createClient, createUnixTransport, FailedPrecondition, Unavailable } from '@ctrd/api-proto';
-import { type StateResponse, ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
+import type { ReadRequest, ReadResponse } from '@ctrd/api-proto/logs';
+import { ShimLogsService, type StateResponse, ShimTasksService, TaskService } from '@ctrd/api-proto/shim';
 
 // How the daemon reaches shims: `ctrd-shim start` (prints the address), a Connect client per shim,
 // and `ctrd-shim delete` for a task whose shim is gone. The daemon never imports shim code; it only
 // runs the program, as containerd runs containerd-shim-runc-v2.
 
 export type ShimClient = Client<typeof TaskService>;
+
+/** A task's kept output, streamed (ctrd.shim.v1.Logs/Read). */
+export type ReadLogs = (req: ReadRequest, signal?: AbortSignal) => AsyncIterable<ReadResponse>;
 
 export interface ShimConnection {
   readonly client: ShimClient;
@@ -19,6 +23,11 @@ export interface ShimConnection {
    * the connection's namespace, in one call. Absent, or NotImplemented, for other shims.
    */
   readonly listTasks?: ((signal?: AbortSignal) => Promise<StateResponse[]>) | undefined;
+  /**
+   * ctrd's shim addition (ctrd.shim.v1.Logs/Read): the output the shim keeps of one task it hosts.
+   * Absent, or NotImplemented, for other shims.
+   */
+  readonly readLogs?: ReadLogs | undefined;
   close(): void;
 }
 
@@ -151,9 +160,11 @@ export class ProcessShimLauncher implements ShimLauncher {
   connect(address: string, namespace: string): ShimConnection {
     const transport = createUnixTransport({ address, namespace });
     const tasks = createClient(ShimTasksService, { transport });
+    const logs = createClient(ShimLogsService, { transport });
     return {
       client: createClient(TaskService, { transport }),
       listTasks: async (signal) => (await tasks.list({}, { signal, timeoutMs: 10_000 })).tasks,
+      readLogs: (req, signal) => logs.read(req, { signal }),
       close: () => transport.close(),
     };
   }

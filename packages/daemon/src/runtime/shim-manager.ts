@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isUnavailable, type Logger, silentLogger } from '@ctrd/api-proto';
-import type { ShimClient, ShimConnection, ShimLauncher } from './shim-launcher.js';
+import type { ReadLogs, ShimClient, ShimConnection, ShimLauncher } from './shim-launcher.js';
 import type { StateResponse } from '@ctrd/api-proto/shim';
 
 // Which shim hosts which task. A Node shim costs tens of MB, so tasks share: by default one shim per
@@ -21,6 +21,8 @@ export interface Shim {
   client: ShimClient;
   /** Every hosted task's state in one call, when the shim has ctrd's addition. */
   listTasks?: ((signal?: AbortSignal) => Promise<StateResponse[]>) | undefined;
+  /** One task's kept output, when the shim has ctrd's addition. */
+  readLogs?: ReadLogs | undefined;
   dead: boolean;
 }
 
@@ -170,6 +172,7 @@ export class ShimManager {
     entry.connection = this.opts.launcher.connect(address, entry.namespace);
     entry.client = entry.connection.client;
     entry.listTasks = entry.connection.listTasks;
+    entry.readLogs = entry.connection.readLogs;
   }
 
   /**

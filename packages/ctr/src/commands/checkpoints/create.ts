@@ -3,7 +3,7 @@ import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
 import { checkpointFlags, checkpointTask } from '../../checkpoint-task.js';
 
-/** The seed's `ctr checkpoints create [--tcp] [--unix-sockets] [--exit] [--shell] ID NAME`. */
+/** containerd 0.x's `ctr checkpoints create [--tcp] [--unix-sockets] [--exit] [--shell] ID NAME`. */
 export default class CheckpointsCreate extends CtrCommand<typeof CheckpointsCreate> {
   static override summary = 'checkpoint a task with CRIU and record it as NAME';
   static override description =

@@ -13,7 +13,7 @@ export interface CheckpointJson {
   shell: boolean;
 }
 
-/** The seed's `ctr checkpoints ID`: NAME  TCP  UNIX SOCKETS  SHELL. */
+/** containerd 0.x's `ctr checkpoints ID`: NAME  TCP  UNIX SOCKETS  SHELL. */
 export default class Checkpoints extends CtrCommand<typeof Checkpoints> {
   static override summary = "list a container's checkpoints: NAME  TCP  UNIX SOCKETS  SHELL";
   static override hiddenAliases = topicAliases('checkpoints');

@@ -15,12 +15,19 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
   static override strict = false;
   static override stopAtFirstArg = true;
   static override args = {
-    id: Args.string({ description: 'image (with --rootfs: the container id)' }),
+    image: Args.string({
+      description:
+        'image to create it from, e.g. docker.io/library/busybox:latest (with --rootfs: the container id)',
+    }),
+    id: Args.string({ description: 'container id (with --rootfs: the command)' }),
+    command: Args.string({
+      description: "command to run and its arguments (default: the image's entrypoint and command)",
+    }),
   };
   static override usage = [
-    '<%= command.id %> [FLAGS] IMAGE ID [CMD [ARG...]]',
-    '<%= command.id %> --rootfs DIR [FLAGS] ID [CMD [ARG...]]',
-    '<%= command.id %> --rootfs DIR [FLAGS] -- CMD [ARG...]',
+    '<%= command.id %> [FLAGS] IMAGE ID [COMMAND [ARG...]]',
+    '<%= command.id %> --rootfs DIR [FLAGS] ID COMMAND [ARG...]',
+    '<%= command.id %> --rootfs DIR [FLAGS] -- COMMAND [ARG...]',
   ];
   static override examples = [
     '<%= config.bin %> containers create --rootfs /srv/rootfs web sh -c "httpd -f"',
@@ -28,24 +35,23 @@ export default class ContainersCreate extends CtrCommand<typeof ContainersCreate
   static override flags = { ...containerFlags, json: jsonFlag };
 
   async run(): Promise<void> {
+    const positionals = this.positionals;
     if (this.flags.rootfs === undefined && !this.dashDashFirst) {
-      const image = this.args.id;
-      const id = this.rest[0];
+      const image = positionals[0];
+      const id = positionals[1];
       if (!image) return this.usageError('give an image and a container id, or --rootfs DIR');
       if (!id) return this.usageError(`give a container id after the image ${image}`);
       const container = await createContainer(
         this.clients,
-        { ...this.flags, id, image, args: this.rest.slice(1), progress: (line) => this.note(line) },
+        { ...this.flags, id, image, args: positionals.slice(2), progress: (line) => this.note(line) },
         this.io.env,
       );
       if (this.flags.json) this.printJson(containerJson(container));
       return;
     }
     const generated = this.dashDashFirst;
-    const id = generated ? generateId() : this.args.id;
-    const args = generated
-      ? [this.args.id, ...this.rest].filter((a): a is string => a !== undefined)
-      : this.rest;
+    const id = generated ? generateId() : positionals[0];
+    const args = generated ? positionals : positionals.slice(1);
     if (!id) return this.usageError('give a container id, or `--` before the command to generate one');
     if (args.length === 0) {
       this.usageError(

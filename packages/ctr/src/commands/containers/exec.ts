@@ -1,23 +1,21 @@
 import { Flags } from '@oclif/core';
 import { CtrCommand } from '../../base-command.js';
 import { execProcess, generateExecId } from '../../exec-process.js';
-import { globalFlagsWithoutAddressChar } from '../../flags.js';
 
-/** The seed's `ctr containers exec --id ID [--attach/-a] ... ARGS...`. */
+/** containerd 0.x's `ctr containers exec --id ID [--attach] ... ARGS...`. */
 export default class ContainersExec extends CtrCommand<typeof ContainersExec> {
-  static override summary = 'run another process in a container (the original verb); prints its exec id';
+  static override summary = 'run another process in a container (containerd 0.x style); prints its exec id';
   static override description =
-    '-a is --attach here, so the socket is only --address. Attached, ctr exits with the process status; ' +
-    'detached, it prints the exec id.';
-  static override baseFlags = globalFlagsWithoutAddressChar;
+    'Attached (--attach), ctr exits with the process status; detached, it prints the exec id.';
   static override strict = false;
   static override stopAtFirstArg = true;
   static override usage =
-    '<%= command.id %> --id ID [-a] [-t] [--cwd DIR] [-e K=V...] [-u UID] [-g GID] ARGS...';
+    '<%= command.id %> --id ID [--attach] [-t] [--cwd DIR] [-e K=V...] [-u UID] [-g GID] COMMAND [ARG...]';
   static override flags = {
     id: Flags.string({ summary: 'container id', required: true, helpValue: 'ID' }),
     'exec-id': Flags.string({ summary: 'id of the new process (generated if omitted)', helpValue: 'ID' }),
-    attach: Flags.boolean({ char: 'a', summary: 'attach stdio and exit with the process status' }),
+    // -a is --address, as everywhere; containerd 0.x used it for --attach here.
+    attach: Flags.boolean({ summary: 'attach stdio and exit with the process status' }),
     tty: Flags.boolean({ char: 't', summary: 'allocate a terminal' }),
     cwd: Flags.string({ summary: 'working directory', helpValue: 'DIR' }),
     env: Flags.string({

@@ -8,9 +8,10 @@ import { listContainers } from '../../containers-api.js';
 import { allNamespacesFlag, jsonFlag, quietFlag } from '../../flags.js';
 import { listInScope } from '../../scope.js';
 import { specOf } from '../../task-create.js';
+import { BUNDLE_LABEL } from '../../labels.js';
 import { statusName } from '../../tasks-api.js';
 
-export interface SeedContainerJson {
+export interface ContainerRowJson {
   namespace: string;
   id: string;
   path: string;
@@ -28,12 +29,13 @@ async function tasksOf(clients: Clients): Promise<Map<string, Process>> {
   }
 }
 
-/** The seed's `ctr containers`: every container with its task, as ID  PATH  STATUS  PID1. */
+/** containerd 0.x's `ctr containers`: every container with its task, as ID  PATH  STATUS  PID1. */
 export default class Containers extends CtrCommand<typeof Containers> {
-  static override summary = 'list containers and their tasks, the original way: ID  PATH  STATUS  PID1';
+  static override summary = 'list containers with their tasks: ID  PATH  STATUS  PID1';
   static override description =
-    'PATH is the root filesystem (or the image when the rootfs is a snapshot); STATUS is the task status, ' +
-    'or "created" when the container has no task.';
+    'PATH is the bundle the container was started from (`ctr containers start ID BUNDLE`); for containers ' +
+    'made by run or create, which have no bundle of their own, the root filesystem or the image. STATUS is ' +
+    'the task status, or "created" when the container has no task.';
   static override hiddenAliases = topicAliases('containers');
   static override flags = { quiet: quietFlag, json: jsonFlag, 'all-namespaces': allNamespacesFlag };
 
@@ -46,10 +48,10 @@ export default class Containers extends CtrCommand<typeof Containers> {
       quiet: this.flags.quiet || this.flags.json,
       list: async (clients) => {
         const [containers, tasks] = await Promise.all([listContainers(clients), tasksOf(clients)]);
-        return containers.map((c): Omit<SeedContainerJson, 'namespace'> => {
+        return containers.map((c): Omit<ContainerRowJson, 'namespace'> => {
           const task = tasks.get(c.id);
           const root = specOf(c)?.root?.path;
-          const path = root?.startsWith('/') ? root : c.image || root || '-';
+          const path = c.labels[BUNDLE_LABEL] || (root?.startsWith('/') ? root : c.image || root || '-');
           return {
             id: c.id,
             path,
@@ -63,7 +65,7 @@ export default class Containers extends CtrCommand<typeof Containers> {
     found.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.item.id.localeCompare(b.item.id));
     if (this.flags.quiet) return this.out(found.map((f) => `${f.item.id}\n`).join(''));
     if (this.flags.json)
-      return this.printJson(found.map((f): SeedContainerJson => ({ namespace: f.namespace, ...f.item })));
+      return this.printJson(found.map((f): ContainerRowJson => ({ namespace: f.namespace, ...f.item })));
     this.printTable(
       [...(all ? ['NAMESPACE'] : []), 'ID', 'PATH', 'STATUS', 'PID1'],
       found.map(({ namespace, item }) => [

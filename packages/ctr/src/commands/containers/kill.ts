@@ -5,9 +5,10 @@ import { TasksService } from '@ctrd/api-proto/tasks';
 import { CtrCommand } from '../../base-command.js';
 import { parseSignal } from '../../signals.js';
 
-/** The seed's `ctr containers kill [--pid/-p PID] [--signal/-s 15] ID`. */
+/** containerd 0.x's `ctr containers kill [--pid/-p PID] [--signal/-s 15] ID`. */
 export default class ContainersKill extends CtrCommand<typeof ContainersKill> {
-  static override summary = "signal a container's process (the original verb)";
+  static override summary =
+    "signal a container's process (containerd 0.x style): the init process, or the one with --pid";
   static override args = { id: Args.string({ required: true, description: 'container id' }) };
   static override flags = {
     pid: Flags.integer({
@@ -24,7 +25,7 @@ export default class ContainersKill extends CtrCommand<typeof ContainersKill> {
     const containerId = this.args.id;
     let execId = '';
     if (this.flags.pid !== 0) {
-      // v1 names processes by exec id; the seed named them by pid.
+      // v1 names processes by exec id; containerd 0.x named them by pid.
       const res = await tasks.listPids({ containerId });
       const proc = res.processes.find((p) => p.pid === this.flags.pid);
       if (!proc) throw new Error(`container "${containerId}": no process with pid ${this.flags.pid}`);

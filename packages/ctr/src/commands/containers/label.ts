@@ -2,13 +2,15 @@ import { Args } from '@oclif/core';
 import { ContainersService } from '@ctrd/api-proto/containers';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
-import { formatLabels, parseLabelArgs } from '../../labels.js';
+import { jsonFlag } from '../../flags.js';
+import { formatLabels, parseLabelArgs, sortedLabels } from '../../labels.js';
 
 export default class ContainersLabel extends CtrCommand<typeof ContainersLabel> {
   static override summary = 'set and clear labels of a container (KEY= clears); prints the labels after';
   static override hiddenAliases = aliasesOf('containers', ['label']);
   static override strict = false;
   static override args = { id: Args.string({ required: true, description: 'container id' }) };
+  static override flags = { json: jsonFlag };
   static override usage = '<%= command.id %> ID [KEY=VALUE...]';
 
   async run(): Promise<void> {
@@ -25,6 +27,7 @@ export default class ContainersLabel extends CtrCommand<typeof ContainersLabel> 
     } else {
       labels = (await api.get({ id: this.args.id })).container?.labels;
     }
+    if (this.flags.json) return this.printJson(sortedLabels(labels));
     this.out(formatLabels(labels));
   }
 }

@@ -1,7 +1,6 @@
 import { Args } from '@oclif/core';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
-import { containerJson } from '../../container-json.js';
 import { listContainers } from '../../containers-api.js';
 import { allNamespacesFlag, jsonFlag, quietFlag } from '../../flags.js';
 import { listInScope } from '../../scope.js';
@@ -30,6 +29,8 @@ export default class ContainersLs extends CtrCommand<typeof ContainersLs> {
     found.sort((a, b) => a.namespace.localeCompare(b.namespace) || a.item.id.localeCompare(b.item.id));
     if (this.flags.quiet) return this.out(found.map((f) => `${f.item.id}\n`).join(''));
     if (this.flags.json) {
+      // Loaded only here: it brings every schema an Any may hold (runtime options and more).
+      const { containerJson } = await import('../../container-json.js');
       return this.printJson(found.map((f) => ({ namespace: f.namespace, ...containerJson(f.item) })));
     }
     const rows = found.map((f) => [

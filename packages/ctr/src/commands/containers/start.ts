@@ -7,8 +7,8 @@ import { TasksService } from '@ctrd/api-proto/tasks';
 import { ProcessSession } from '../../attach.js';
 import { CtrCommand } from '../../base-command.js';
 import { UsageError } from '../../errors.js';
-import { globalFlagsWithoutAddressChar } from '../../flags.js';
 import type { OciSpec } from '../../oci-spec.js';
+import { BUNDLE_LABEL } from '../../labels.js';
 import { createTask } from '../../task-create.js';
 
 /** An OCI bundle's config.json, its root made absolute so the daemon can find it from anywhere. */
@@ -25,19 +25,19 @@ export function readBundle(bundle: string): OciSpec {
   return spec;
 }
 
-/** The seed's `ctr containers start ID BUNDLE`: container and task from an OCI bundle, then started. */
+/** containerd 0.x's `ctr containers start ID BUNDLE`: container and task from an OCI bundle, then started. */
 export default class ContainersStart extends CtrCommand<typeof ContainersStart> {
   static override summary = 'create and start a container from an OCI bundle (config.json + rootfs)';
   static override description =
-    'The original verb. -a is --attach here, so the socket is only --address. Without --attach the container ' +
-    'runs detached (output in `ctr logs`).';
-  static override baseFlags = globalFlagsWithoutAddressChar;
+    "containerd 0.x's verb. Without --attach the container runs detached (its output in `ctr logs`). " +
+    '`ctr containers` shows the bundle in its PATH column.';
   static override args = {
     id: Args.string({ required: true, description: 'container id' }),
     bundle: Args.string({ required: true, description: 'bundle directory' }),
   };
   static override flags = {
-    attach: Flags.boolean({ char: 'a', summary: 'attach stdio and exit with the container’s status' }),
+    // -a is --address, as everywhere; containerd 0.x used it for --attach here.
+    attach: Flags.boolean({ summary: 'attach stdio and exit with the container’s status' }),
     checkpoint: Flags.string({ char: 'c', summary: 'restore from this checkpoint', helpValue: 'NAME' }),
     runtime: Flags.string({ summary: 'runtime name', default: 'io.containerd.runc.v2', helpValue: 'NAME' }),
   };
@@ -49,7 +49,12 @@ export default class ContainersStart extends CtrCommand<typeof ContainersStart> 
     const { id, bundle } = this.args;
     const spec = readBundle(bundle);
     const res = await this.clients.get(ContainersService).create({
-      container: { id, runtime: { name: this.flags.runtime }, spec: packJson(OCI_SPEC_URL, spec) },
+      container: {
+        id,
+        runtime: { name: this.flags.runtime },
+        spec: packJson(OCI_SPEC_URL, spec),
+        labels: { [BUNDLE_LABEL]: resolve(bundle) },
+      },
     });
     const container = res.container;
     if (!container) throw new Error(`container "${id}": the daemon returned no container`);

@@ -2,7 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { ImagesService } from '@ctrd/api-proto/images';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
-import { formatLabels, parseLabelArgs } from '../../labels.js';
+import { jsonFlag } from '../../flags.js';
+import { formatLabels, parseLabelArgs, sortedLabels } from '../../labels.js';
 
 export default class ImagesLabel extends CtrCommand<typeof ImagesLabel> {
   static override summary = 'set and clear labels of an image (KEY= clears); prints the labels after';
@@ -11,6 +12,7 @@ export default class ImagesLabel extends CtrCommand<typeof ImagesLabel> {
   static override args = { name: Args.string({ required: true, description: 'image name' }) };
   static override usage = '<%= command.id %> [--replace-all] NAME [KEY=VALUE...]';
   static override flags = {
+    json: jsonFlag,
     'replace-all': Flags.boolean({ char: 'r', summary: 'replace every label with the ones given' }),
   };
 
@@ -24,6 +26,7 @@ export default class ImagesLabel extends CtrCommand<typeof ImagesLabel> {
       await api.update({ image: { name: this.args.name, labels }, updateMask: { paths } });
     }
     const res = await api.get({ name: this.args.name });
+    if (this.flags.json) return this.printJson(sortedLabels(res.image?.labels));
     this.out(formatLabels(res.image?.labels));
   }
 }

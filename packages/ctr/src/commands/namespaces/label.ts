@@ -2,7 +2,8 @@ import { Args } from '@oclif/core';
 import { NamespacesService } from '@ctrd/api-proto/namespaces';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
-import { formatLabels, parseLabelArgs } from '../../labels.js';
+import { jsonFlag } from '../../flags.js';
+import { formatLabels, parseLabelArgs, sortedLabels } from '../../labels.js';
 
 export default class NamespacesLabel extends CtrCommand<typeof NamespacesLabel> {
   static override summary = 'set and clear labels of a namespace (KEY= clears); prints the labels after';
@@ -11,6 +12,7 @@ export default class NamespacesLabel extends CtrCommand<typeof NamespacesLabel> 
   static override args = {
     name: Args.string({ required: true, description: 'namespace name' }),
   };
+  static override flags = { json: jsonFlag };
   static override usage = '<%= command.id %> NAME [KEY=VALUE...]';
 
   async run(): Promise<void> {
@@ -25,6 +27,7 @@ export default class NamespacesLabel extends CtrCommand<typeof NamespacesLabel> 
       });
     }
     const res = await api.get({ name: this.args.name });
+    if (this.flags.json) return this.printJson(sortedLabels(res.namespace?.labels));
     this.out(formatLabels(res.namespace?.labels));
   }
 }

@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { SnapshotsService } from '@ctrd/api-proto/snapshots';
 import { aliasesOf } from '../../aliases.js';
 import { CtrCommand } from '../../base-command.js';
+import { jsonAnywayFlag } from '../../flags.js';
 import { defaultSnapshotter, snapshotterFlag } from '../../images/format.js';
 import { snapshotJson } from './ls.js';
 
@@ -9,7 +10,7 @@ export default class SnapshotsInfo extends CtrCommand<typeof SnapshotsInfo> {
   static override summary = 'print one snapshot as JSON: key, parent, kind, labels, times';
   static override hiddenAliases = aliasesOf('snapshots', ['info']);
   static override args = { key: Args.string({ required: true, description: 'snapshot key' }) };
-  static override flags = { snapshotter: snapshotterFlag };
+  static override flags = { snapshotter: snapshotterFlag, json: jsonAnywayFlag };
 
   async run(): Promise<void> {
     const snapshotter = this.flags.snapshotter ?? defaultSnapshotter(this.io.env);

@@ -11,8 +11,11 @@ export default class TasksExec extends CtrCommand<typeof TasksExec> {
   static override hiddenAliases = aliasesOf('tasks', ['exec']);
   static override strict = false;
   static override stopAtFirstArg = true;
-  static override args = { id: Args.string({ required: true, description: 'container id' }) };
-  static override usage = '<%= command.id %> [--exec-id ID] [-t] [-d] [FLAGS] ID CMD [ARG...]';
+  static override args = {
+    id: Args.string({ required: true, description: 'container id' }),
+    command: Args.string({ description: 'command to run and its arguments' }),
+  };
+  static override usage = '<%= command.id %> [--exec-id ID] [-t] [-d] [FLAGS] ID COMMAND [ARG...]';
   static override flags = {
     ...sessionFlags,
     'exec-id': Flags.string({ summary: 'id of the new process (generated if omitted)', helpValue: 'ID' }),
@@ -29,7 +32,8 @@ export default class TasksExec extends CtrCommand<typeof TasksExec> {
   };
 
   async run(): Promise<void> {
-    if (this.rest.length === 0) this.usageError('give the command to run after the container id');
+    const args = this.positionals.slice(1);
+    if (args.length === 0) this.usageError('give the command to run after the container id');
     let execId = this.flags['exec-id'];
     if (!execId) {
       execId = generateExecId();
@@ -39,7 +43,7 @@ export default class TasksExec extends CtrCommand<typeof TasksExec> {
     const { status } = await execProcess(this.clients, this.io, {
       containerId: this.args.id,
       execId,
-      args: this.rest,
+      args,
       tty: this.flags.tty,
       detach: this.flags.detach,
       cwd: this.flags.cwd,
