@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgument, ResourceExhausted } from '../src/errors.js';
 import {
   decompressStream,
@@ -24,21 +24,14 @@ import {
   PROPERTY_TEST_TIMEOUT_MS,
   unexpected,
   writeEntry,
+  failOnUnhandledRejections,
 } from './tar-fuzz-support.js';
 
 // Property tests of layer decompression: random and damaged gzip and zstd end, or fail with
 // InvalidArgument (or ResourceExhausted at a cap), never another error and never a hang, and the
 // source is closed either way; intact input decompresses to what was compressed.
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeAll(() => {
-  process.on('unhandledRejection', onUnhandled);
-});
-afterAll(() => {
-  process.off('unhandledRejection', onUnhandled);
-  expect(unhandled).toEqual([]);
-});
+failOnUnhandledRejections();
 
 const ERRORS = [InvalidArgument, ResourceExhausted] as const;
 const GZIP_MAGIC = [0x1f, 0x8b];

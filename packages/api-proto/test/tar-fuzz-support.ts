@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { type Canceled, InvalidArgument, ResourceExhausted } from '../src/errors.js';
 import type { TarEntryType, TarWriteEntry } from '../src/tar.js';
 import { encodeEntry } from '../src/tar.js';
@@ -483,4 +484,17 @@ export function mutate(data: Uint8Array, mutations: readonly Mutation[]): Uint8A
     }
   }
   return out;
+}
+
+/** Fails the file if any promise rejection went unhandled while its tests ran. */
+export function failOnUnhandledRejections(): void {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  beforeAll(() => {
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterAll(() => {
+    process.off('unhandledRejection', onUnhandled);
+    expect(unhandled).toEqual([]);
+  });
 }

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Canceled, InvalidArgument, ResourceExhausted } from '../src/errors.js';
 import { readTar, type TarEntry, type TarReaderOptions, TarWriter, writeTar } from '../src/tar.js';
 import { BLOCK, FIELD, type FieldName, writeChecksum } from '../src/tar/header.js';
@@ -27,21 +27,14 @@ import {
   withData,
   writeBase256,
   writeEntry,
+  failOnUnhandledRejections,
 } from './tar-fuzz-support.js';
 
 // Property tests of the streaming tar reader: whatever the bytes, readTar yields entries and ends
 // or rejects with InvalidArgument / ResourceExhausted, makes progress on every step, closes its
 // source, and holds no more than its caps; whatever the writer writes reads back the same.
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-beforeAll(() => {
-  process.on('unhandledRejection', onUnhandled);
-});
-afterAll(() => {
-  process.off('unhandledRejection', onUnhandled);
-  expect(unhandled).toEqual([]);
-});
+failOnUnhandledRejections();
 
 const params = fuzzParams(300);
 
