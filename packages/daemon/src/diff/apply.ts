@@ -1,6 +1,5 @@
 import { lstatSync } from 'node:fs';
 import { readFile, utimes } from 'node:fs/promises';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   Canceled,
   CtrdError,
@@ -8,6 +7,7 @@ import {
   type Logger,
   ResourceExhausted,
   silentLogger,
+  TimeSlice,
   Unknown,
 } from '@ctrd/api-proto';
 import { digestHasher } from '@ctrd/api-proto/oci';
@@ -73,20 +73,10 @@ function shown(name: string): string {
 }
 
 /**
- * Gives the event loop a turn every few milliseconds. A layer's entries can follow each other
- * without any real wait (the tar is buffered, lookups are synchronous), and a layer of 100,000
- * symlinks must not hold the daemon's only thread for the seconds it takes.
+ * The event loop gets a turn every TURN_MS (api-proto's TimeSlice). A layer's entries can follow
+ * each other without any real wait (the tar is buffered, lookups are synchronous), and a layer of
+ * 100,000 symlinks must not hold the daemon's only thread for the seconds it takes.
  */
-class Turns {
-  private last = performance.now();
-
-  async maybe(): Promise<void> {
-    if (performance.now() - this.last < TURN_MS) return;
-    await nextTurn();
-    this.last = performance.now();
-  }
-}
-
 const TURN_MS = 10;
 
 /** What one layer keeps while it is applied. */
@@ -141,7 +131,7 @@ async function applyEntry(state: LayerState, entry: TarEntry): Promise<void> {
  * removed fails the layer, as it does in containerd.
  */
 async function setDirTimes(state: LayerState): Promise<void> {
-  const turn = new Turns();
+  const slice = new TimeSlice(TURN_MS);
   for (const { comps, mtime, name } of state.dirTimes) {
     let dir: ReturnType<RootDir['dir']>;
     try {
@@ -164,7 +154,7 @@ async function setDirTimes(state: LayerState): Promise<void> {
     } finally {
       dir.close();
     }
-    await turn.maybe();
+    if (slice.due) await slice.yield();
   }
 }
 
@@ -205,7 +195,7 @@ export async function applyLayer(
     new XattrBudget(options.maxXattrBytes),
   );
   let entries = 0;
-  const turn = new Turns();
+  const slice = new TimeSlice(TURN_MS);
   try {
     for await (const entry of readTar(tap(), {
       signal,
@@ -221,7 +211,7 @@ export async function applyLayer(
       } catch (e) {
         throw wrap(e, `layer entry "${shown(entry.name)}"`);
       }
-      await turn.maybe();
+      if (slice.due) await slice.yield();
     }
     await setDirTimes(state);
   } catch (e) {
