@@ -26,17 +26,24 @@ export class UnpackedPaths {
     return this.paths.has(path);
   }
 
-  /** Forgets `path` and everything below it. */
-  forget(path: string): void {
+  /**
+   * Forgets `path` and, when it was a directory, everything below it (a walk of all the paths:
+   * only directories pay for it, so a layer of many whiteouts of files stays linear).
+   */
+  forget(path: string, wasDirectory: boolean): void {
+    this.paths.delete(path);
+    if (!wasDirectory) return;
     const prefix = `${path}/`;
-    for (const p of this.paths) if (p === path || p.startsWith(prefix)) this.paths.delete(p);
+    for (const p of this.paths) if (p.startsWith(prefix)) this.paths.delete(p);
   }
 }
 
 /** Removes `name` (and all below it) from `dir`, if it is there. */
 export async function removeEntry(dir: Dir, name: string, unpacked: UnpackedPaths): Promise<void> {
+  const st = lstatSync(at(dir.fd, name), { throwIfNoEntry: false });
+  if (!st) return;
   await rm(at(dir.fd, name), { recursive: true, force: true });
-  unpacked.forget(`${dir.path}/${name}`);
+  unpacked.forget(`${dir.path}/${name}`, st.isDirectory());
 }
 
 /** The name a `.wh.` entry removes; refuses names that would remove the directory or a parent. */
@@ -56,12 +63,14 @@ export async function opaque(dir: Dir, unpacked: UnpackedPaths): Promise<void> {
     for (const raw of readdirSync(at(fd), { encoding: 'buffer' })) {
       const name = decodeName(raw);
       const p = `${path}/${name}`;
+      const isDirectory = lstatSync(at(fd, name)).isDirectory();
       if (!unpacked.has(p)) {
         await rm(at(fd, name), { recursive: true, force: true });
-        unpacked.forget(p);
+        // A lower directory may hold what this layer has unpacked into it.
+        unpacked.forget(p, isDirectory);
         continue;
       }
-      if (!lstatSync(at(fd, name)).isDirectory()) continue;
+      if (!isDirectory) continue;
       const child = openSync(at(fd, name), O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       try {
         await walk(child, p);
